@@ -1,0 +1,169 @@
+"""``make bench``: itas's performance targets, as ratios measured in one run, printed as one table and written
+to bench/results/bench.md (the README links to it).
+
+- client overhead: itas's own CPU time per model call against an instant local endpoint (target < 1 ms);
+- engine use: generated tokens/s through the itas client divided by tokens/s from a plain load of the same
+  requests (same prompts and parameters, all sent at once) on the same real vLLM server (target >= 0.95);
+- scoring speed (from bench/bench_scoring.py when present).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+Row = tuple[str, str, str, str]  # what, measured, target, verdict
+
+
+def client_overhead(calls: int = 3000, concurrency: int = 64) -> Row:
+    from itas.pool.client import Pool
+    from itas.pool.config import parse_pool
+    from itas.pool.types import SamplingParams
+
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tests.fake_openai", "--port", str(port)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(f"http://127.0.0.1:{port}/v1/models")
+        config = parse_pool({"models": {"m": {"model": "fake-model", "max_concurrency": concurrency,
+                                               "endpoints": [f"http://127.0.0.1:{port}/v1"]}}}, "bench")
+
+        async def go():
+            async with Pool(config) as pool:
+                sem = asyncio.Semaphore(concurrency)
+
+                async def one(i):
+                    async with sem:
+                        await pool.generate("m", [{"role": "user", "content": f"question {i}"}],
+                                            SamplingParams(max_tokens=8))
+
+                await asyncio.gather(*(one(i) for i in range(200)))  # warm-up
+                c0 = time.process_time()
+                await asyncio.gather(*(one(i) for i in range(200, 200 + calls)))
+                return (time.process_time() - c0) / calls
+
+        per_call = asyncio.run(go())
+    finally:
+        server.terminate()
+        server.wait()
+    ms = per_call * 1000
+    return ("itas client CPU time per call (instant endpoint)", f"{ms:.3f} ms", "< 1 ms", _ok(ms < 1.0))
+
+
+def engine_use(requests: int = 48, max_tokens: int = 64, rounds: int = 3) -> Row:
+    """Same requests through the itas client and as a plain load, alternately on one server; median ratio."""
+    from itas.pool.client import Pool
+    from itas.pool.config import load_pool
+    from itas.pool.serving import managed
+    from itas.pool.types import SamplingParams
+
+    config = load_pool(None)
+    config = config.__class__(models=tuple(m for m in config.models if m.name == "smollm2"), source=config.source)
+    prompts = [f"Tell me a fact about the number {i}." for i in range(requests)]
+    with managed(config, calibrate=False) as running:
+        spec = running.config["smollm2"]
+        url = spec.endpoints[0].url
+        body = {"model": spec.model, "max_tokens": max_tokens, "temperature": 1.0, "ignore_eos": True,
+                "min_tokens": max_tokens}
+
+        async def plain(tag: str) -> float:
+            async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=1000)) as http:
+                t0 = time.perf_counter()
+                rs = await asyncio.gather(*(http.post(url + "/chat/completions", json={
+                    **body, "messages": [{"role": "user", "content": f"{p} {tag}"}]}) for p in prompts))
+                dt = time.perf_counter() - t0
+            return sum(r.json()["usage"]["completion_tokens"] for r in rs) / dt
+
+        async def through_itas(tag: str) -> float:
+            params = SamplingParams(temperature=1.0, max_tokens=max_tokens,
+                                    extra=(("ignore_eos", True), ("min_tokens", max_tokens)))
+            async with Pool(running.config) as pool:
+                t0 = time.perf_counter()
+                outs = await asyncio.gather(*(pool.generate("smollm2", [{"role": "user", "content": f"{p} {tag}"}],
+                                                            params) for p in prompts))
+                dt = time.perf_counter() - t0
+            return sum(o[0].completion_tokens for o in outs) / dt
+
+        async def go():
+            await plain("warm-up")
+            ratios = []
+            for r in range(rounds):
+                a = await plain(f"p{r}")
+                b = await through_itas(f"i{r}")
+                ratios.append((b / a, a, b))
+            return ratios
+
+        ratios = asyncio.run(go())
+    ratio = statistics.median(x[0] for x in ratios)
+    detail = ", ".join(f"{b:.0f}/{a:.0f}" for _, a, b in ratios)
+    return ("engine use: itas tokens/s ÷ plain load tokens/s (real vLLM, SmolLM2, "
+            f"{requests} requests at once; per round itas/plain tok/s: {detail})", f"{ratio:.2f}", ">= 0.95",
+            _ok(ratio >= 0.95))
+
+
+def scoring() -> list[Row]:
+    path = HERE / "bench_scoring.py"
+    if not path.exists():
+        return []
+    spec = importlib.util.spec_from_file_location("bench_scoring", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return list(mod.rows()) if hasattr(mod, "rows") else []
+
+
+def _ok(good: bool) -> str:
+    return "met" if good else "NOT MET"
+
+
+def _free_port() -> int:
+    from itas.pool.serving import free_port
+
+    return free_port()
+
+
+def _wait(url: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def main() -> None:
+    os.environ.setdefault("ITAS_ORPHAN_GRACE", "30")
+    rows: list[Row] = [client_overhead(), engine_use(), *scoring()]
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="itas benchmarks")
+    for col in ("what", "measured", "target", "verdict"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*r)
+    Console().print(table)
+    lines = ["# itas benchmarks", "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `make bench` "
+             f"on {os.cpu_count()} cores.", "", "| what | measured | target | verdict |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    out = HERE / "results" / "bench.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"written to {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()

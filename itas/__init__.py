@@ -1,0 +1,3 @@
+"""itas: inference-time architecture search."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from itas.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Model preparation: the serving environment and the default models, prepared once outside the repo."""

@@ -1,0 +1,373 @@
+"""Managed serving: itas starts, adopts and stops the model servers of a pool that it manages.
+
+A server runs under ``itas.pool.watchdog`` in its own session, so its whole process group can be stopped and
+so that it stops itself when its owner dies and nobody adopts it. Every server is recorded in the state file
+(``ITAS_HOME/state/servers.json``). Readiness is checked through the API (``GET /v1/models`` lists the served
+model id), not by reading logs. Once ready, a short calibration on the idle server fits the model's latency
+model, which is stored with the record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from itas.errors import ServingError
+from itas.paths import models_dir, serving_python, state_dir
+from itas.pool import state
+from itas.pool.config import ModelSpec, PoolConfig
+from itas.pool.latency import LatencyModel, fit
+
+Report = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def expand(value: str, port: int) -> str:
+    return (value.replace("{python}", str(serving_python()))
+            .replace("{models_dir}", str(models_dir()))
+            .replace("{port}", str(port)))
+
+
+# ---- reaping ---------------------------------------------------------------------------------------------
+def stop_record(rec: dict, timeout: float = 20.0) -> None:
+    """Stop a recorded server's process group (watchdog and server) and wait for it to go."""
+    pid = rec.get("pid")
+    if not pid or not state.alive(pid, rec.get("pid_start")):
+        return
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.time() + timeout
+    while time.time() < deadline and _group_alive(pid):
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.time() + 5
+    while time.time() < deadline and _group_alive(pid):
+        time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pgid, os.WNOHANG)  # reap the watchdog when it is our own child
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a group of zombies only: treat as gone once the leader is reaped or a zombie
+    return state.alive(pgid) or _any_member_alive(pgid)
+
+
+def _any_member_alive(pgid: int) -> bool:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def reap_orphans(keep: Callable[[dict], bool] | None = None, report: Report = _quiet) -> list[dict]:
+    """Forget records of servers that are gone, and stop servers whose owner died (unless ``keep`` says the
+    caller will adopt them). Returns the records stopped."""
+    stopped = []
+    with state.locked() as records:
+        kept = []
+        for rec in records:
+            if not state.alive(rec.get("pid"), rec.get("pid_start")):
+                continue
+            if not state.owner_alive(rec) and not (keep and keep(rec)):
+                report(f"stopping orphaned server {rec['model']} on port {rec['port']} (owner pid "
+                       f"{rec['owner']['pid']} died)")
+                stop_record(rec)
+                stopped.append(rec)
+                continue
+            kept.append(rec)
+        records[:] = kept
+    return stopped
+
+
+# ---- starting ----------------------------------------------------------------------------------------------
+@dataclass
+class RunningPool:
+    """Managed servers in use by this process: the endpoints to call, latency models, and what to stop."""
+
+    config: PoolConfig
+    latency: dict[str, LatencyModel]
+    started: list[dict]  # records this process started or adopted, and owns
+    reused: list[dict]  # detached servers (itas pool up) used but not owned
+
+    def stop(self, report: Report = _quiet) -> None:
+        ids = {r["id"] for r in self.started}
+        for rec in self.started:
+            report(f"stopping {rec['model']} (port {rec['port']})")
+            stop_record(rec)
+        with state.locked() as records:
+            records[:] = [r for r in records if r["id"] not in ids]
+        self.started = []
+
+
+def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _quiet,
+               calibrate: bool = True) -> RunningPool:
+    """Start (or adopt) the servers of every managed model of ``config``.
+
+    ``detached`` servers (``itas pool up``) have no owner and run until ``itas pool down``; otherwise this
+    process owns them, and the caller stops them (``RunningPool.stop``) when it is done.
+    """
+    managed = [m for m in config.models if m.managed]
+    wanted = {m.serve.spec_hash(m.name): m for m in managed}
+    reap_orphans(keep=lambda r: r.get("spec") in wanted, report=report)
+    endpoints: dict[str, list[str]] = {}
+    latency: dict[str, LatencyModel] = {}
+    started: list[dict] = []
+    reused: list[dict] = []
+    pending: list[tuple[ModelSpec, dict, subprocess.Popen]] = []
+    try:
+        with state.locked() as records:
+            for m in managed:
+                h = m.serve.spec_hash(m.name)
+                mine = [r for r in records if r.get("spec") == h]
+                for rec in mine[: m.serve.replicas]:
+                    if rec.get("owner") is None and not detached:
+                        reused.append(rec)
+                        report(f"using {m.name} on port {rec['port']} (started by itas pool up)")
+                    else:
+                        if rec.get("owner") is not None and not state.owner_alive(rec):
+                            report(f"adopting {m.name} on port {rec['port']} (its owner died)")
+                        rec["owner"] = None if detached else state.me()
+                        (reused if detached else started).append(rec)
+                for _ in range(m.serve.replicas - min(len(mine), m.serve.replicas)):
+                    rec, proc = _spawn(m, detached)
+                    records.append(rec)
+                    started.append(rec)
+                    pending.append((m, rec, proc))
+                    report(f"starting {m.name} on port {rec['port']} (log: {rec['log']})")
+        for m, rec, proc in pending:
+            _wait_ready(m, rec, proc, report)
+        for rec in started + reused:
+            endpoints.setdefault(rec["model"], []).append(rec["url"])
+        if calibrate:
+            for m in managed:
+                latency[m.name] = _calibrated(m, endpoints[m.name][0], report)
+    except BaseException:
+        for _, rec, _ in pending:
+            stop_record(rec)
+        ids = {rec["id"] for _, rec, _ in pending}
+        with state.locked() as records:
+            records[:] = [r for r in records if r["id"] not in ids]
+        raise
+    return RunningPool(config=config.with_endpoints(endpoints), latency=latency, started=started, reused=reused)
+
+
+def _spawn(m: ModelSpec, detached: bool) -> tuple[dict, subprocess.Popen]:
+    py = serving_python()
+    if "{python}" in " ".join(m.serve.args) and not py.exists():
+        raise ServingError(f"the serving environment is not prepared ({py} is missing); run: itas models prepare")
+    port = free_port()
+    logs = state_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    rec_id = uuid.uuid4().hex[:12]
+    log = logs / f"{m.name}-{port}-{rec_id}.log"
+    args = [expand(a, port) for a in m.serve.args]
+    env = {**os.environ, **{k: expand(v, port) for k, v in m.serve.env}}
+    cmd = [sys.executable, "-m", "itas.pool.watchdog", rec_id, str(log), "--", *args]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rec = {
+        "id": rec_id, "model": m.name, "served": m.model, "spec": m.serve.spec_hash(m.name), "pid": proc.pid,
+        "pid_start": state.process_start_time(proc.pid), "port": port, "url": f"http://127.0.0.1:{port}/v1",
+        "log": str(log), "owner": None if detached else state.me(), "started": time.time(), "latency": None,
+    }
+    return rec, proc
+
+
+def _wait_ready(m: ModelSpec, rec: dict, proc: subprocess.Popen, report: Report) -> None:
+    deadline = time.time() + m.serve.ready_timeout
+    url = rec["url"] + "/models"
+    t0 = time.time()
+    with httpx.Client(timeout=5.0) as http:
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise ServingError(f"the server of '{m.name}' exited with code {proc.returncode} before it was "
+                                   f"ready; last lines of {rec['log']}: {_tail(rec['log'])}")
+            try:
+                r = http.get(url)
+                if r.status_code == 200 and any(d.get("id") == m.model for d in r.json().get("data", [])):
+                    report(f"{m.name} ready on port {rec['port']} after {time.time() - t0:.0f} s")
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(1.0)
+    raise ServingError(f"the server of '{m.name}' was not ready after {m.serve.ready_timeout:.0f} s; "
+                       f"see {rec['log']}: {_tail(rec['log'])}")
+
+
+def _tail(path: str, lines: int = 3) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(t.strip() for t in text[-lines:])[-400:]
+
+
+# ---- latency calibration ------------------------------------------------------------------------------------
+def _calibrated(m: ModelSpec, url: str, report: Report) -> LatencyModel:
+    with state.locked() as records:
+        for r in records:
+            if r.get("spec") == m.serve.spec_hash(m.name) and r.get("latency"):
+                return LatencyModel.from_dict(r["latency"])
+    lm = calibrate_endpoint(url, m.model)
+    report(f"{m.name}: latency model {lm.ttft_base * 1000:.0f} ms + {lm.ttft_per_prompt_token * 1000:.2f} ms/prompt "
+           f"token + {lm.time_per_output_token * 1000:.1f} ms/output token")
+    with state.locked() as records:
+        for r in records:
+            if r.get("spec") == m.serve.spec_hash(m.name):
+                r["latency"] = lm.to_dict()
+    return lm
+
+
+def calibrate_endpoint(url: str, served_model: str, api_key: str = "EMPTY") -> LatencyModel:
+    """Time a few requests, one at a time, on the idle server: prompts of several lengths with one output token
+    (time to first token per prompt token), and a fixed-length output (time per output token)."""
+    word = "apple "
+    probes = [(8, 1), (400, 1), (8, 1), (400, 1), (8, 48), (8, 48)]
+    points: list[tuple[int, int, float]] = []
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(timeout=120.0, headers=headers) as http:
+        for words, out in [(8, 1)] + probes:  # the first is a warm-up
+            body = {"model": served_model, "messages": [{"role": "user", "content": (word * words).strip()}],
+                    "max_tokens": out, "temperature": 0.0, "ignore_eos": True, "min_tokens": out}
+            t0 = time.perf_counter()
+            r = http.post(url + "/chat/completions", json=body)
+            elapsed = time.perf_counter() - t0
+            if r.status_code != 200:
+                body.pop("ignore_eos")
+                body.pop("min_tokens")
+                t0 = time.perf_counter()
+                r = http.post(url + "/chat/completions", json=body)
+                elapsed = time.perf_counter() - t0
+            r.raise_for_status()
+            usage = r.json()["usage"]
+            points.append((usage["prompt_tokens"], usage["completion_tokens"], elapsed))
+    return fit(points[1:])
+
+
+# ---- status ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EndpointStatus:
+    model: str
+    url: str
+    managed: bool
+    answers: bool
+    detail: str
+    record: dict | None
+
+
+def pool_status(config: PoolConfig) -> list[EndpointStatus]:
+    out = []
+    records = state.read()
+    with httpx.Client(timeout=3.0) as http:
+        for m in config.models:
+            if m.managed:
+                recs = [r for r in records if r.get("spec") == m.serve.spec_hash(m.name)]
+                if not recs:
+                    out.append(EndpointStatus(m.name, "-", True, False, "not running (itas pool up starts it)", None))
+                for r in recs:
+                    ok, detail = _probe(http, r["url"], m.model)
+                    owner = "itas pool up" if r.get("owner") is None else f"owner pid {r['owner']['pid']}"
+                    out.append(EndpointStatus(m.name, r["url"], True, ok, f"{detail}; pid {r['pid']}; {owner}", r))
+            else:
+                for e in m.endpoints:
+                    ok, detail = _probe(http, e.url, m.model, m.api_key_env)
+                    out.append(EndpointStatus(m.name, e.url, False, ok, detail, None))
+    return out
+
+
+def _probe(http: httpx.Client, url: str, served: str, api_key_env: str | None = None) -> tuple[bool, str]:
+    headers = {}
+    if api_key_env and os.environ.get(api_key_env):
+        headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
+    try:
+        r = http.get(url + "/models", headers=headers)
+    except httpx.HTTPError as exc:
+        return False, f"no answer ({type(exc).__name__})"
+    if r.status_code != 200:
+        return False, f"HTTP {r.status_code}"
+    try:
+        ids = [d.get("id") for d in r.json().get("data", [])]
+    except ValueError:
+        return False, "answered, but not with a model list"
+    if served not in ids:
+        return False, f"answers, but serves {', '.join(map(str, ids)) or 'no model'}, not {served}"
+    return True, "answers"
+
+
+def stop_detached(config: PoolConfig | None, report: Report = _quiet) -> int:
+    """``itas pool down``: stop the servers of ``config`` (all recorded servers when None)."""
+    hashes = None if config is None else {m.serve.spec_hash(m.name) for m in config.models if m.managed}
+    n = 0
+    with state.locked() as records:
+        kept = []
+        for r in records:
+            if hashes is None or r.get("spec") in hashes:
+                report(f"stopping {r['model']} on port {r['port']}")
+                stop_record(r)
+                n += 1
+            else:
+                kept.append(r)
+        records[:] = kept
+    return n
+
+
+@contextlib.contextmanager
+def managed(config: PoolConfig, report: Report = _quiet, calibrate: bool = True) -> Iterator[RunningPool]:
+    """Start or adopt the pool's managed servers, and stop the ones this process owns on exit (also on Ctrl-C,
+    SIGTERM or an error)."""
+    running = start_pool(config, report=report, calibrate=calibrate)
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading_main():
+        signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield running
+    finally:
+        running.stop(report)
+        if threading_main():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def threading_main() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

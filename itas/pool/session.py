@@ -1,0 +1,85 @@
+"""``open_pool``: the one way a command gets a working pool.
+
+It loads the pool YAML (or the embedded default), starts or adopts the servers itas manages, calibrates the
+latency model of every model (managed servers at start; other endpoints once, remembered in the state
+directory), opens the call cache, and yields a ``Pool``. On exit it closes the client and stops the servers
+this process started, also on Ctrl-C, SIGTERM or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from itas.paths import state_dir
+from itas.pool import serving
+from itas.pool.cache import CallCache
+from itas.pool.client import Pool, RetryPolicy
+from itas.pool.config import PoolConfig, load_pool
+from itas.pool.latency import LatencyModel
+
+
+def _calibration_file() -> Path:
+    return state_dir() / "calibration.json"
+
+
+def endpoint_latency(config: PoolConfig, report: Callable[[str], None]) -> dict[str, LatencyModel]:
+    """Latency models of the pool's unmanaged models, measured once per (url, model) and remembered."""
+    path = _calibration_file()
+    try:
+        known = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        known = {}
+    out: dict[str, LatencyModel] = {}
+    changed = False
+    for m in config.models:
+        if m.managed or not m.endpoints:
+            continue
+        key = f"{m.endpoints[0].url}|{m.model}"
+        if key in known:
+            out[m.name] = LatencyModel.from_dict(known[key])
+            continue
+        try:
+            api_key = os.environ.get(m.api_key_env, "") if m.api_key_env else "EMPTY"
+            lm = serving.calibrate_endpoint(m.endpoints[0].url, m.model, api_key=api_key)
+        except Exception as exc:  # an endpoint that cannot be calibrated uses measured times
+            report(f"{m.name}: no latency calibration ({type(exc).__name__}); measured call times are used")
+            continue
+        report(f"{m.name}: calibrated latency model at {m.endpoints[0].url}")
+        out[m.name] = lm
+        known[key] = lm.to_dict()
+        changed = True
+    if changed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(known, indent=2))
+        os.replace(tmp, path)
+    return out
+
+
+@contextlib.asynccontextmanager
+async def open_pool(pool: str | Path | PoolConfig | None = None, *, cache: str | Path | None = None,
+                    report: Callable[[str], None] | None = None, timeout: float = 600.0,
+                    retry: RetryPolicy | None = None, calibrate: bool = True) -> AsyncIterator[Pool]:
+    report = report or (lambda _: None)
+    config = pool if isinstance(pool, PoolConfig) else load_pool(pool)
+    call_cache = CallCache(cache) if cache is not None else None
+    running = None
+    try:
+        if any(m.managed for m in config.models):
+            running = await asyncio.to_thread(serving.start_pool, config, report=report, calibrate=calibrate)
+            config = running.config
+        latency = dict(running.latency) if running else {}
+        if calibrate:
+            latency.update(await asyncio.to_thread(endpoint_latency, config, report))
+        async with Pool(config, call_cache, timeout=timeout, retry=retry, latency=latency) as p:
+            yield p
+    finally:
+        if running is not None:
+            await asyncio.shield(asyncio.to_thread(running.stop, report))
+        if call_cache is not None:
+            call_cache.close()

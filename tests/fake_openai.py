@@ -1,0 +1,116 @@
+"""A scripted OpenAI-compatible chat server on loopback, for tests of the client and of managed serving.
+
+In a test: ``server = FakeOpenAI(); server.start()``; ``server.script`` is a list of behaviours consumed one
+per request (then ``server.default``): ``"ok"``, ``("status", 500)``, ``("429", seconds)``, ``"drop"``
+(close the connection without answering), ``("sleep", s)`` (answer after s seconds), ``"truncated"`` (a cut
+JSON body), ``"refuse_n"`` (HTTP 400 when n > 1), ``("fewer", m)`` (return at most m choices).
+``server.requests`` records every request body. As a script (``python -m tests.fake_openai --port P``) it
+serves ``"ok"`` forever, which is what a managed-serving test needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeOpenAI:
+    def __init__(self, model: str = "fake-model", port: int = 0, text: str = "The answer is 42."):
+        self.model = model
+        self.text = text
+        self.script: list = []
+        self.default = "ok"
+        self.requests: list[dict] = []
+        self.lock = threading.Lock()
+        self.refuse_n_always = False
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                if self.path.rstrip("/").endswith("/models"):
+                    self._json(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
+                else:
+                    self._json(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                length = int(self.headers.get("content-length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with outer.lock:
+                    outer.requests.append(body)
+                    action = outer.script.pop(0) if outer.script else outer.default
+                n = int(body.get("n", 1))
+                if action == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if isinstance(action, tuple) and action[0] == "status":
+                    return self._json(action[1], {"error": {"message": f"scripted {action[1]}"}})
+                if isinstance(action, tuple) and action[0] == "429":
+                    return self._json(429, {"error": {"message": "slow down"}}, {"Retry-After": str(action[1])})
+                if isinstance(action, tuple) and action[0] == "sleep":
+                    time.sleep(action[1])
+                if (action == "refuse_n" or outer.refuse_n_always) and n > 1:
+                    return self._json(400, {"error": {"message": "n > 1 is not supported"}})
+                if isinstance(action, tuple) and action[0] == "fewer":
+                    n = min(n, action[1])
+                prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", [])) + 5
+                choices = [{"index": i, "message": {"role": "assistant", "content": f"{outer.text} #{i}"},
+                            "finish_reason": "stop"} for i in range(n)]
+                payload = {"id": "x", "object": "chat.completion", "created": 0, "model": outer.model,
+                           "choices": choices, "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 7 * n,
+                                                         "total_tokens": prompt_tokens + 7 * n}}
+                if action == "truncated":
+                    raw = json.dumps(payload).encode()[:40]
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                    return
+                self._json(200, payload)
+
+            def _json(self, status, payload, headers=None):
+                raw = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(raw)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> FakeOpenAI:
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    @property
+    def count(self) -> int:
+        return len(self.requests)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--model", default="fake-model")
+    a = ap.parse_args()
+    server = FakeOpenAI(model=a.model, port=a.port)
+    server.httpd.serve_forever()

@@ -1,0 +1,176 @@
+"""Managed serving with a small scripted server: start, stop, adopt, and no orphan left after a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from itas.errors import ServingError
+from itas.pool import state
+from itas.pool.config import parse_pool
+from itas.pool.serving import pool_status, reap_orphans, start_pool
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch):
+    monkeypatch.setenv("ITAS_STATE_DIR", str(tmp_path / "state"))
+    yield tmp_path / "state"
+    for rec in state.read():  # never leave a test server behind
+        with_group_killed(rec["pid"])
+
+
+def with_group_killed(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def pool_data(model="fake-model", args=None):
+    args = args or [sys.executable, "-m", "tests.fake_openai", "--port", "{port}", "--model", model]
+    return {"models": {"fake": {"model": model, "serve": {"args": args, "env": {"PYTHONPATH": str(REPO)},
+                                                          "ready_timeout": 30}}}}
+
+
+def write_pool(tmp_path, **kw) -> Path:
+    import yaml
+
+    path = tmp_path / "pool.yaml"
+    path.write_text(yaml.safe_dump(pool_data(**kw)))
+    return path
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url + "/models", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def group_gone(pgid: int, within: float) -> bool:
+    from itas.pool.serving import _group_alive
+
+    deadline = time.time() + within
+    while time.time() < deadline:
+        if not _group_alive(pgid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_start_then_stop_leaves_nothing():
+    config = parse_pool(pool_data(), "pool.yaml")
+    running = start_pool(config, calibrate=False)
+    (rec,) = running.started
+    url = running.config["fake"].endpoints[0].url
+    assert answers(url) and rec["owner"]["pid"] == os.getpid()
+    assert [r["id"] for r in state.read()] == [rec["id"]]
+    running.stop()
+    assert group_gone(rec["pid"], 10) and not answers(url) and state.read() == []
+
+
+def test_a_server_that_fails_to_start_is_reported_and_forgotten():
+    config = parse_pool(pool_data(args=[sys.executable, "-c", "import sys; print('boom {port}'); sys.exit(3)"]),
+                        "pool.yaml")
+    with pytest.raises(ServingError, match=r"exited with code 3.*boom"):
+        start_pool(config, calibrate=False)
+    assert state.read() == []
+
+
+OWNER = textwrap.dedent("""
+    import sys, time, yaml
+    from itas.pool.config import load_pool
+    from itas.pool.serving import start_pool
+    running = start_pool(load_pool(sys.argv[1]), calibrate=False)
+    print(running.started[0]["url"], flush=True)
+    time.sleep(600)
+""")
+
+
+def start_owner(pool_file: Path, env: dict) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-c", OWNER, str(pool_file)], stdout=subprocess.PIPE, text=True,
+                            env=env, cwd=REPO)
+    url = proc.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:"), url
+    return proc, url
+
+
+def test_sigkilled_owner_server_is_stopped_by_the_next_itas_command(tmp_path, isolated_state):
+    pool_file = write_pool(tmp_path)
+    env = {**os.environ, "ITAS_STATE_DIR": str(isolated_state), "ITAS_ORPHAN_GRACE": "600"}
+    owner, url = start_owner(pool_file, env)
+    (rec,) = state.read()
+    assert answers(url)
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    time.sleep(0.5)
+    assert answers(url)  # the grace period keeps it for adoption...
+    out = subprocess.run([sys.executable, "-m", "itas", "pool", "status", "--pool", str(pool_file)],
+                         capture_output=True, text=True, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "orphaned" in out.stdout + out.stderr
+    assert group_gone(rec["pid"], 20) and not answers(url)  # ...until any itas command finds it orphaned
+    assert state.read() == []
+
+
+def test_an_orphan_stops_itself_after_the_grace_period(tmp_path, isolated_state):
+    pool_file = write_pool(tmp_path)
+    env = {**os.environ, "ITAS_STATE_DIR": str(isolated_state), "ITAS_ORPHAN_GRACE": "1"}
+    owner, url = start_owner(pool_file, env)
+    (rec,) = state.read()
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    assert group_gone(rec["pid"], 20) and not answers(url)  # no itas command needed
+    assert state.read() == []
+
+
+def test_a_new_owner_adopts_an_orphan_with_the_same_spec(tmp_path, isolated_state):
+    pool_file = write_pool(tmp_path)
+    env = {**os.environ, "ITAS_STATE_DIR": str(isolated_state), "ITAS_ORPHAN_GRACE": "600"}
+    owner, url = start_owner(pool_file, env)
+    (rec,) = state.read()
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    from itas.pool.config import load_pool
+
+    running = start_pool(load_pool(pool_file), calibrate=False)
+    assert [r["id"] for r in running.started] == [rec["id"]]  # adopted, not restarted
+    assert running.config["fake"].endpoints[0].url == url and answers(url)
+    assert state.read()[0]["owner"]["pid"] == os.getpid()
+    running.stop()
+    assert group_gone(rec["pid"], 10)
+
+
+def test_pool_up_status_down_from_the_command_line(tmp_path, isolated_state):
+    pool_file = write_pool(tmp_path)
+    env = {**os.environ, "ITAS_STATE_DIR": str(isolated_state), "COLUMNS": "200"}
+
+    def itas(*args):
+        return subprocess.run([sys.executable, "-m", "itas", *args, "--pool", str(pool_file)],
+                              capture_output=True, text=True, env=env, cwd=REPO)
+
+    up = itas("pool", "up")
+    assert up.returncode == 0, up.stderr
+    (rec,) = state.read()
+    assert rec["owner"] is None  # detached: it outlives the command that started it
+    assert answers(rec["url"])
+    st = itas("pool", "status")
+    assert "fake" in st.stdout and "yes" in st.stdout and str(rec["port"]) in st.stdout
+    reap_orphans()
+    assert answers(rec["url"])  # a detached server is never reaped
+    statuses = pool_status(parse_pool(json.loads(json.dumps(pool_data())), "p"))
+    assert statuses[0].answers
+    down = itas("pool", "down")
+    assert down.returncode == 0 and "stopped 1" in down.stdout
+    assert group_gone(rec["pid"], 15) and state.read() == []
