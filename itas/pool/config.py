@@ -116,6 +116,11 @@ class PoolConfig:
             return float(prompt_tokens + completion_tokens)
         return (prompt_tokens * spec.price.input + completion_tokens * spec.price.output) / 1e6
 
+    def only(self, names) -> PoolConfig:
+        """The pool restricted to ``names`` (so only the servers an architecture uses are started)."""
+        names = set(names)
+        return PoolConfig(models=tuple(m for m in self.models if m.name in names), source=self.source)
+
     def with_endpoints(self, endpoints: dict[str, list[str]]) -> PoolConfig:
         """The same pool with managed models pointed at running servers (used once they are up)."""
         models = []

@@ -156,7 +156,9 @@ def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _
                 h = m.serve.spec_hash(m.name)
                 mine = [r for r in records if r.get("spec") == h]
                 for rec in mine[: m.serve.replicas]:
-                    if rec.get("owner") is None and not detached:
+                    if rec.get("owner") == state.me():
+                        reused.append(rec)  # already owned by this process (another open pool): not ours to stop
+                    elif rec.get("owner") is None and not detached:
                         reused.append(rec)
                         report(f"using {m.name} on port {rec['port']} (started by itas pool up)")
                     else:

@@ -174,3 +174,15 @@ def test_pool_up_status_down_from_the_command_line(tmp_path, isolated_state):
     down = itas("pool", "down")
     assert down.returncode == 0 and "stopped 1" in down.stdout
     assert group_gone(rec["pid"], 15) and state.read() == []
+
+
+def test_a_second_open_of_the_same_pool_in_one_process_does_not_stop_it():
+    config = parse_pool(pool_data(), "pool.yaml")
+    first = start_pool(config, calibrate=False)
+    second = start_pool(config, calibrate=False)
+    assert second.started == [] and [r["id"] for r in second.reused] == [first.started[0]["id"]]
+    second.stop()
+    url = first.config["fake"].endpoints[0].url
+    assert answers(url)  # still running: the first owner stops it
+    first.stop()
+    assert not answers(url)
