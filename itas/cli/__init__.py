@@ -23,7 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-COMMAND_MODULES = ["pool", "models", "benchmarks", "run", "search", "report", "sample"]
+COMMAND_MODULES = ["pool", "models", "benchmarks", "run", "search", "report", "sample", "worker"]
 
 # commands that manage servers themselves (they adopt orphaned servers they can use, and reap the rest)
 _POOL_USERS = {"pool", "run", "search", "sample", "worker", "report"}

@@ -1,0 +1,1 @@
+"""The search: Optuna over YAML search spaces, a compute budget, the Pareto front, and resume."""

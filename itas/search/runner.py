@@ -1,0 +1,652 @@
+"""``run_search``: Optuna over a search space, within a compute budget, resumable from its results directory.
+
+The budget (``--budget N``) is N completed trials, the single-call baselines of each pool model (the first
+trials of every search) included. An architecture over a constraint is recorded as infeasible (a complete trial
+with a positive constraint violation, accuracy 0 and its estimated latency and cost, so that TPE learns to
+avoid it and it is never on the front) without any call, and does not count. An architecture already evaluated
+is answered from its earlier trial (same values, ``duplicate_of``) and does not count. The search stops with
+exit 1 after 5 failed trials in a row, with exit 2 after 20·N infeasible samples (the space is too
+constrained), and cleanly once ``--max-spend`` is reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from itas import __version__
+from itas.errors import InputError, ItasError
+from itas.search import store
+from itas.search.pareto import DIRECTIONS
+from itas.search.space import SearchSpace, load_space
+
+FAILED_IN_A_ROW = 5
+INFEASIBLE_FACTOR = 20
+
+
+class SearchFailed(ItasError):
+    exit_code = 1
+
+
+class SpaceTooConstrained(InputError):
+    pass
+
+
+@dataclass
+class SearchRequest:
+    benchmark: str
+    budget: int
+    out: Path | None = None
+    resume: Path | None = None
+    space: str | None = None
+    pool: str | None = None
+    subset: int = 20
+    seed: int = 0
+    sampler: str = "tpe"
+    jobs: int = 2
+    max_spend: float | None = None
+    dry_run: bool = False
+    enqueue: list[str] = field(default_factory=list)
+    storage: str | None = None
+    cache: str | None = None
+    data_dir: str | None = None
+    timeout: float = 600.0
+
+
+@dataclass
+class Progress:
+    """Live counters for the display (read by the CLI's progress renderer)."""
+
+    budget: int = 0
+    counted: int = 0
+    running: int = 0
+    infeasible: int = 0
+    duplicates: int = 0
+    failed: int = 0
+    front: list = field(default_factory=list)  # (trial, accuracy, latency, cost)
+    pool_stats: Any = None
+    spent: float = 0.0
+    cost_unit: str = "tokens"
+    events: list = field(default_factory=list)
+
+
+@dataclass
+class SearchOutcome:
+    run_dir: Path
+    counted: int
+    budget: int
+    stopped: str  # "budget" | "max-spend" | "exhausted" | "dry-run"
+    front: list  # FrozenTrials
+    projection: dict
+
+
+# ---- configuration ------------------------------------------------------------------------------------------
+def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path, dict, bool]:
+    """The run directory and its resolved configuration; ``True`` when resuming an existing search."""
+    if request.resume is not None:
+        run_dir = Path(request.resume)
+        config = store.read_config(run_dir)
+        if config is None:
+            raise InputError(f"{run_dir}: not a search results directory (no {store.CONFIG}); "
+                             f"give a directory written by itas search")
+        if config.get("kind") != "search":
+            raise InputError(f"{run_dir}: holds a '{config.get('kind')}' run, not a search")
+        if request.budget and request.budget != config["budget"]:
+            report(f"budget changed from {config['budget']} to {request.budget}")
+            config["budget"] = request.budget
+        return run_dir, config, True
+    run_dir = Path(request.out) if request.out else _default_dir(request.benchmark)
+    space = load_space(request.space)
+    pool_text = Path(request.pool).read_text() if request.pool else None
+    fresh = {
+        "kind": "search", "itas_version": __version__, "benchmark": request.benchmark,
+        "data_dir": request.data_dir, "budget": request.budget, "subset": request.subset, "seed": request.seed,
+        "sampler": request.sampler, "jobs": request.jobs, "max_spend": request.max_spend,
+        "space_name": space.name, "space_sha": _sha(space.text), "pool_sha": _sha(pool_text or "default"),
+        "timeout": request.timeout, "storage": request.storage, "cache": request.cache,
+        "study_name": None, "question_ids": None, "enqueue": [],
+    }
+    existing = store.read_config(run_dir) if run_dir.exists() else None
+    if existing is not None:
+        same = all(existing.get(k) == fresh[k] for k in ("benchmark", "subset", "seed", "space_sha", "pool_sha",
+                                                          "sampler"))
+        if existing.get("kind") != "search" or not same:
+            diff = [k for k in ("kind", "benchmark", "subset", "seed", "space_sha", "pool_sha", "sampler")
+                    if existing.get(k) != fresh.get(k)]
+            raise InputError(f"{run_dir} holds another search (different {', '.join(diff)}); give a new --out, "
+                             f"or --resume {run_dir} to continue that one")
+        if request.budget != existing["budget"]:
+            existing["budget"] = request.budget
+        return run_dir, existing, True
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise InputError(f"{run_dir} exists and is not an itas search directory; give an empty or new --out")
+    return run_dir, fresh, False
+
+
+def _default_dir(benchmark: str) -> Path:
+    stem = Path(benchmark).stem if benchmark.endswith(".jsonl") else benchmark
+    base = Path("results") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = Path(f"{base}-{n}")
+    return path
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _storage_url(run_dir: Path, config: dict) -> str:
+    return config.get("storage") or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+
+
+# ---- the search -----------------------------------------------------------------------------------------------
+async def run_search(request: SearchRequest, *, report: Callable[[str], None] | None = None,
+                     progress: Progress | None = None) -> SearchOutcome:
+    import optuna
+
+    from itas.arch.estimate import context_lengths_of, estimate, question_prompt_tokens
+    from itas.arch.spec import load_architecture, parse_architecture
+    from itas.benchmarks import load_benchmark
+    from itas.pool.config import load_pool
+
+    report = report or (lambda _: None)
+    progress = progress or Progress()
+    if request.budget is not None and request.budget < 1:
+        raise InputError(f"--budget {request.budget}: must be at least 1")
+    run_dir, config, resuming = resolve(request, report)
+
+    # everything that can be checked before a call is checked here, before the run directory is touched
+    if resuming:
+        space = load_space(run_dir / "space.yaml")
+        pool_path = run_dir / "pool.yaml"
+        pool_config = load_pool(pool_path if pool_path.exists() else None)
+    else:
+        space = load_space(request.space)
+        pool_config = load_pool(request.pool)
+    space.check_models(pool_config.names)
+    bench = load_benchmark(config["benchmark"], data_dir=config.get("data_dir") or request.data_dir)
+    if config["question_ids"] is None:
+        questions = bench.subset(config["subset"], config["seed"])
+    else:
+        by_id = {q.id: q for q in bench.questions()}
+        missing = [i for i in config["question_ids"] if i not in by_id]
+        if missing:
+            raise InputError(f"{run_dir}: question {missing[0]} of the search's subset is not in benchmark "
+                             f"{config['benchmark']} any more")
+        questions = [by_id[i] for i in config["question_ids"]]
+    baselines = [parse_architecture(space.baseline(m), f"baseline {m}") for m in pool_config.names]
+    budget = int(config["budget"])
+    if budget < len(baselines):
+        raise InputError(f"--budget {budget} is less than the {len(baselines)} single-call baselines that every "
+                         f"search evaluates first (one per pool model); give --budget {len(baselines)} or more")
+    enqueued = []
+    for ref in request.enqueue:
+        arch = load_architecture(ref, report=report)
+        arch.check_models(pool_config)
+        enqueued.append(arch)
+    prompt_tokens = question_prompt_tokens(bench, questions)
+    ctx = context_lengths_of(pool_config)
+
+    def est(arch):
+        return estimate(arch, kind=bench.kind, prompt_tokens=prompt_tokens, context_lengths=ctx)
+
+    projection = project(space, baselines, budget, len(questions), est, pool_config, request.seed)
+    report(f"projected for {budget} trials on {len(questions)} questions: about {projection['calls']:,} calls, "
+           f"{projection['tokens']:,} tokens, cost {projection['cost']:,.4g} {pool_config.cost_unit} "
+           f"(upper bounds; the call cache makes the real numbers smaller)")
+    if request.dry_run:
+        return SearchOutcome(run_dir=run_dir, counted=0, budget=budget, stopped="dry-run", front=[],
+                             projection=projection)
+
+    # ---- the run directory ----
+    if not resuming:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store.atomic_write(run_dir / "space.yaml", space.text)
+        if request.pool:
+            store.atomic_write(run_dir / "pool.yaml", Path(request.pool).read_text())
+        config["question_ids"] = [q.id for q in questions]
+        config["study_name"] = f"itas-{run_dir.name}"
+        for i, arch in enumerate(enqueued):
+            dest = run_dir / "enqueue" / f"{i:02d}-{arch.name}.yaml"
+            store.atomic_write(dest, arch.to_yaml())
+            config["enqueue"].append(str(dest.relative_to(run_dir)))
+        store.write_config(run_dir, config)
+    else:
+        for i, arch in enumerate(enqueued):  # more enqueued architectures on resume
+            dest = run_dir / "enqueue" / f"{len(config['enqueue']) + i:02d}-{arch.name}.yaml"
+            store.atomic_write(dest, arch.to_yaml())
+            config["enqueue"].append(str(dest.relative_to(run_dir)))
+        store.write_config(run_dir, config)
+    enqueued = [load_architecture(run_dir / p) for p in config["enqueue"]]
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = make_sampler(config["sampler"], config["seed"], budget, jobs=config["jobs"])
+    try:
+        study = optuna.create_study(storage=_storage_url(run_dir, config), study_name=config["study_name"],
+                                    directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True)
+    except Exception as exc:  # a corrupt or foreign study.db
+        raise InputError(f"{run_dir}: cannot open the study storage ({type(exc).__name__}: {exc})") from None
+    study.set_metric_names(["accuracy", "latency", "cost"])
+
+    # trials left running by a killed process: failed, and their architectures evaluated again (sampled ones
+    # through their parameters, enqueued for the sampler; baselines and enqueued ones are redone below anyway)
+    interrupted = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])
+    for t in interrupted:
+        study._storage.set_trial_user_attr(t._trial_id, "reason", "interrupted (the search was killed); evaluated again")
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+        if t.params and t.user_attrs.get("itas_kind") == "sampled":
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+    if interrupted:
+        report(f"{len(interrupted)} trial(s) left running by an interrupted search: evaluated again")
+    store.rebuild(run_dir, study.get_trials(deepcopy=False))
+
+    cache_path = Path(config.get("cache") or run_dir / "calls.sqlite")
+    runner = _Runner(study=study, space=space, bench=bench, questions=questions, est=est, run_dir=run_dir,
+                     budget=budget, jobs=max(1, int(config["jobs"])), max_spend=config.get("max_spend"),
+                     progress=progress, report=report, pool_config=pool_config)
+    runner.fixed = [("baseline", a) for a in baselines] + [("enqueued", a) for a in enqueued]
+    from itas.pool.session import open_pool
+
+    progress.budget = budget
+    progress.cost_unit = pool_config.cost_unit
+    runner.refresh_counts()
+    if runner.counted() >= budget:
+        report(f"the budget of {budget} trials is already met")
+        stopped = "budget"
+    else:
+        async with open_pool(pool_config, cache=cache_path, report=report, timeout=config.get("timeout", 600.0)) as pool:
+            runner.pool = pool
+            progress.pool_stats = pool.stats
+            stopped = await runner.run()
+    trials = study.get_trials(deepcopy=False)
+    store.rebuild(run_dir, trials)
+    return SearchOutcome(run_dir=run_dir, counted=runner.counted(), budget=budget, stopped=stopped,
+                         front=store.front_trials(trials), projection=projection)
+
+
+def make_sampler(name: str, seed: int, budget: int, jobs: int = 1):
+    import optuna
+
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "tpe":
+        # multivariate TPE with grouped conditional parameters: Optuna's recommendation for small, categorical,
+        # conditional, multi-objective budgets; a short random start-up scaled to the budget
+        startup = max(4, min(10, budget // 5))
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup,
+                                              constant_liar=jobs > 1)
+    raise InputError(f"--sampler {name!r} is not allowed; allowed: tpe, random")
+
+
+def project(space: SearchSpace, baselines: list, budget: int, n_questions: int, est, pool_config, seed: int) -> dict:
+    """Projected calls, tokens and cost of a search: baselines exactly, the rest as the mean estimate of random
+    feasible architectures of the space (upper bounds: the cache makes the real numbers smaller)."""
+    import optuna
+
+    from itas.arch.spec import parse_architecture
+
+    base = [est(a) for a in baselines]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), directions=["minimize"])
+    samples = []
+    for _ in range(200):
+        t = probe.ask()
+        try:
+            e = est(parse_architecture(space.suggest(t), space.source))
+        except ItasError:
+            probe.tell(t, 0.0)
+            continue
+        probe.tell(t, 0.0)
+        if _violation(space, e) <= 0:
+            samples.append(e)
+    rest = max(0, budget - len(base))
+    mean = (lambda f: sum(f(e) for e in samples) / len(samples)) if samples else (lambda f: 0.0)
+    calls = sum(e.calls for e in base) + rest * mean(lambda e: e.calls)
+    tokens = sum(e.tokens for e in base) + rest * mean(lambda e: e.tokens)
+    cost = sum(e.cost(pool_config) for e in base) + rest * mean(lambda e: e.cost(pool_config))
+    return {"calls": int(calls * n_questions), "tokens": int(tokens * n_questions), "cost": cost * n_questions,
+            "questions": n_questions, "trials": budget, "feasible_share": len(samples) / 200}
+
+
+def _violation(space: SearchSpace, e) -> float:
+    c = space.constraints
+    v = 0.0
+    if c.max_calls_per_query is not None:
+        v = max(v, e.calls - c.max_calls_per_query)
+    if c.max_tokens_per_query is not None:
+        v = max(v, (e.tokens - c.max_tokens_per_query) / 1000)
+    return v
+
+
+class _Runner:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+        self.pool = None
+        self.fixed: list = []
+        self.by_fingerprint: dict[str, Any] = {}
+        self.pending: dict[str, asyncio.Future] = {}
+        self.failed_in_a_row = 0
+        self.infeasible_seen = 0
+        self.duplicates_in_a_row = 0
+        self.in_eval = 0
+        self.spent_before = float(self._spent_record().get("spent", 0.0))
+
+    # ---- accounting ----
+    def trials(self):
+        return self.study.get_trials(deepcopy=False)
+
+    def counted(self) -> int:
+        return len(store.evaluated(self.trials()))
+
+    def refresh_counts(self) -> None:
+        trials = self.trials()
+        p = self.progress
+        p.counted = len(store.evaluated(trials))
+        p.infeasible = sum(1 for t in trials if t.user_attrs.get("itas_status") == "infeasible")
+        p.duplicates = sum(1 for t in trials if t.user_attrs.get("itas_status") == "duplicate")
+        p.failed = sum(1 for t in trials if t.state.name == "FAIL")
+        p.front = [(t.number, *t.values) for t in store.front_trials(trials)]
+        for t in store.evaluated(trials):
+            self.by_fingerprint.setdefault(t.user_attrs.get("fingerprint"), t)
+        p.spent = self.spent()
+
+    def spent(self) -> float:
+        return self.spent_before + (self.pool.stats.cost if self.pool is not None else 0.0)
+
+    def _spent_record(self) -> dict:
+        try:
+            return json.loads((self.run_dir / "spend.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _save_spent(self) -> None:
+        store.atomic_write(self.run_dir / "spend.json", json.dumps({"spent": self.spent()}))
+
+    # ---- the loop ----
+    async def run(self) -> str:
+        done_fixed = {(t.user_attrs.get("itas_kind"), t.user_attrs.get("fingerprint")) for t in self.trials()
+                      if t.state.name == "COMPLETE"}
+        queue = [(kind, arch) for kind, arch in self.fixed if (kind, arch.fingerprint()) not in done_fixed]
+        tasks: set[asyncio.Task] = set()
+        stopped = "budget"
+        budget_infeasible = INFEASIBLE_FACTOR * self.budget
+        exhausted_after = max(200, INFEASIBLE_FACTOR * self.budget)
+        try:
+            while True:
+                if self.failed_in_a_row >= FAILED_IN_A_ROW:
+                    await self._drain(tasks)
+                    raise SearchFailed(f"{FAILED_IN_A_ROW} trials failed in a row; last reason: {self.last_reason}")
+                if self.max_spend is not None and self.spent() >= self.max_spend:
+                    stopped = "max-spend"
+                    self.report(f"spend cap reached ({self.spent():,.4g} >= {self.max_spend:,.4g} "
+                                f"{self.pool.config.cost_unit}): finishing the running trials and stopping")
+                    await self._drain(tasks)
+                    break
+                if self.counted() + self.in_eval >= self.budget:
+                    if not tasks:
+                        break
+                    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    tasks = {t for t in tasks if not t.done()}
+                    continue
+                if self.in_eval >= self.jobs:
+                    _, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    tasks = {t for t in tasks if not t.done()}
+                    continue
+                if self.infeasible_seen >= budget_infeasible:
+                    await self._drain(tasks)
+                    raise SpaceTooConstrained(
+                        f"the search space is too constrained: {self.infeasible_seen} infeasible architectures "
+                        f"sampled (limit 20 x budget); relax the constraints in {self.space.source}")
+                if self.duplicates_in_a_row >= exhausted_after:
+                    self.report("the space seems exhausted: no new architecture in "
+                                f"{self.duplicates_in_a_row} samples; stopping")
+                    stopped = "exhausted"
+                    await self._drain(tasks)
+                    break
+                item = queue.pop(0) if queue else None
+                task = self._start(item)
+                if task is not None:
+                    tasks.add(task)
+                else:
+                    await asyncio.sleep(0)  # an infeasible or duplicate sample: no evaluation started
+                tasks = {t for t in tasks if not t.done() or self._reap(t)}
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            if self.pool is not None:
+                self._save_spent()
+        await self._drain(tasks)
+        return stopped
+
+    def _reap(self, task: asyncio.Task) -> bool:
+        exc = task.exception()
+        if exc is not None:
+            raise exc
+        return False
+
+    async def _drain(self, tasks) -> None:
+        if tasks:
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            for r in results:
+                if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                    raise r
+
+    def _start(self, item) -> asyncio.Task | None:
+        import optuna
+
+        from itas.arch.spec import parse_architecture
+
+        if item is None:
+            trial = self.study.ask()
+            kind = "sampled"
+            try:
+                arch_dict = self.space.suggest(trial)
+                arch = parse_architecture(arch_dict, f"{self.space.source} (trial {trial.number})",
+                                          default_name=f"trial-{trial.number}")
+            except ItasError as exc:  # a space that builds an invalid architecture: not the trial's fault
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self._attr(trial, "reason", f"invalid architecture: {exc}")
+                self.failed_in_a_row += 1
+                self.last_reason = str(exc)
+                return None
+        else:
+            kind, arch = item
+            trial = self.study.ask()
+        fp = arch.fingerprint()
+        e = self.est(arch)
+        self._attr(trial, "itas_kind", kind)
+        self._attr(trial, "architecture", arch.to_dict(full=True))
+        self._attr(trial, "fingerprint", fp)
+        self._attr(trial, "description", describe(arch))
+        self._attr(trial, "estimate", {"calls": e.calls, "tokens": e.tokens, "exact": e.exact,
+                                       "cost": e.cost(self.pool_config)})
+        violation = _violation(self.space, e) if kind == "sampled" else 0.0
+        if violation > 0:
+            self._set_constraint(trial, violation)
+            self._attr(trial, "itas_status", "infeasible")
+            self._attr(trial, "reason", _infeasible_reason(self.space, e))
+            lat = estimated_latency(arch, e, self.pool)
+            self.study.tell(trial, [0.0, lat, e.cost(self.pool_config)])
+            self.infeasible_seen += 1
+            self.progress.infeasible += 1
+            self._after(trial.number)
+            return None
+        earlier = self.by_fingerprint.get(fp)
+        if earlier is not None:
+            self._duplicate(trial, earlier)
+            return None
+        if fp in self.pending:  # the same architecture is being evaluated by another job
+            return asyncio.create_task(self._await_duplicate(trial, fp))
+        self.duplicates_in_a_row = 0
+        self.pending[fp] = asyncio.get_running_loop().create_future()
+        self.in_eval += 1
+        self.progress.running = self.in_eval
+        return asyncio.create_task(self._evaluate(trial, arch, fp))
+
+    def _attr(self, trial, key, value) -> None:
+        self.study._storage.set_trial_user_attr(trial._trial_id, key, value)
+
+    def _set_constraint(self, trial, value: float) -> None:
+        trial.set_constraint("compute", float(value))
+
+    def _duplicate(self, trial, earlier) -> None:
+        self._set_constraint(trial, 0.0)
+        self._attr(trial, "itas_status", "duplicate")
+        self._attr(trial, "duplicate_of", earlier.number)
+        self.study.tell(trial, list(earlier.values))
+        self.duplicates_in_a_row += 1
+        self.progress.duplicates += 1
+        self._after(trial.number)
+
+    async def _await_duplicate(self, trial, fp) -> None:
+        import optuna
+
+        try:
+            earlier = await asyncio.shield(self.pending[fp])
+        except Exception:
+            earlier = None
+        if earlier is None:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self._attr(trial, "reason", "the same architecture, evaluated at the same time, failed")
+            return
+        self._duplicate(trial, earlier)
+
+    async def _evaluate(self, trial, arch, fp) -> None:
+
+        from itas.arch.executor import run_architecture
+
+        fut = self.pending[fp]
+        try:
+            try:
+                result = await run_architecture(arch, self.bench, self.questions, self.pool)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # a trial never crashes the search: it is recorded as failed
+                return self._fail(trial, f"{type(exc).__name__}: {exc}")
+            failed = [q for q in result.questions if q.failed]
+            if failed:
+                return self._fail(trial, f"{len(failed)} of {len(result.questions)} questions failed; first: "
+                                         f"{failed[0].error}")
+            m = result.metrics()
+            metrics = {k: getattr(m, k) for k in ("accuracy", "latency_p50", "latency_p95", "wall_p50", "wall_p95",
+                                                  "cost_per_query", "calls_per_query", "tokens_per_query",
+                                                  "total_calls", "cached_calls", "fallbacks", "truncations")}
+            self._attr(trial, "metrics", metrics)
+            self._attr(trial, "questions", [[q.id, q.score, q.n_calls, q.prompt_tokens, q.completion_tokens,
+                                             round(q.latency, 4), q.cost] for q in result.questions])
+            self._attr(trial, "itas_status", "evaluated")
+            self._set_constraint(trial, 0.0)
+            frozen = self.study._storage.get_trial(trial._trial_id)
+            questions_jsonl = "".join(json.dumps({k: v for k, v in q.to_dict().items() if k != "final_state"},
+                                                 default=str) + "\n" for q in result.questions)
+            self.study.tell(trial, [m.accuracy, m.latency_p50, m.cost_per_query])
+            self.failed_in_a_row = 0
+            frozen = self.study._storage.get_trial(trial._trial_id)
+            self.by_fingerprint[fp] = frozen
+            store.write_trial_folder(self.run_dir, frozen, questions_jsonl)
+            if not fut.done():
+                fut.set_result(frozen)
+            self.report(f"trial {trial.number} ({describe(arch)}): accuracy {m.accuracy:.3f}, latency "
+                        f"{m.latency_p50:.2f} s, cost {m.cost_per_query:,.4g}/query, {m.calls_per_query:.1f} calls/query")
+            self._after(trial.number)
+        finally:
+            if not fut.done():
+                fut.set_result(None)
+            self.pending.pop(fp, None)
+            self.in_eval -= 1
+            self.progress.running = self.in_eval
+
+    def _fail(self, trial, reason: str) -> None:
+        import optuna
+
+        self._attr(trial, "reason", reason)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        self.failed_in_a_row += 1
+        self.last_reason = reason
+        self.report(f"trial {trial.number} failed: {reason}")
+        self._after(trial.number)
+
+    def _after(self, number: int) -> None:
+        trials = self.trials()
+        t = next(x for x in trials if x.number == number)
+        if t.user_attrs.get("itas_status") != "evaluated":
+            store.write_trial_folder(self.run_dir, t)
+        store.write_tables(self.run_dir, trials)
+        self.refresh_counts()
+        if self.pool is not None:
+            self._save_spent()
+
+
+def estimated_latency(arch, e, pool) -> float:
+    """An infeasible architecture's latency estimate: its layers' token estimates through the latency models."""
+    total = 0.0
+    for layer in e.layers:
+        calls = max(1, layer.calls)
+        per_call_prompt = layer.prompt_tokens // calls
+        per_call_out = layer.completion_tokens // calls
+        lm = next(iter(pool.latency.values()), None) if pool is not None else None
+        total += lm.predict(per_call_prompt, per_call_out) if lm else 0.0
+    return total
+
+
+def _infeasible_reason(space: SearchSpace, e) -> str:
+    c = space.constraints
+    parts = []
+    if c.max_calls_per_query is not None and e.calls > c.max_calls_per_query:
+        parts.append(f"{e.calls} calls per query > max_calls_per_query {c.max_calls_per_query}")
+    if c.max_tokens_per_query is not None and e.tokens > c.max_tokens_per_query:
+        parts.append(f"{e.tokens} tokens per query > max_tokens_per_query {c.max_tokens_per_query}")
+    return "; ".join(parts)
+
+
+def describe(arch) -> str:
+    """One line: what each layer does, e.g. 'smollm2x4 + gemma3x2 → rank(3) → critic → fuse'."""
+    parts = []
+    for layer in arch.layers:
+        items = []
+        for c in layer:
+            d = c.to_dict(full=False) if hasattr(c, "to_dict") else {}
+            t = d.get("type", getattr(c, "type", "?"))
+            if t == "generator":
+                items.append(f"{d.get('model')}x{d.get('samples', 1)}")
+            elif t == "ranker":
+                items.append(f"rank({d.get('top_k', 3)})")
+            elif t == "fuser":
+                items.append(f"fuse[{d.get('model')}]")
+            elif t == "best_of_n":
+                items.append(f"{d.get('mode', 'best')}-of-n")
+            elif t == "unit_test_generator":
+                items.append("tests")
+            elif t == "unit_test_evaluator":
+                items.append("run-tests")
+            else:
+                items.append(t)
+        merged: list[str] = []
+        for it in items:
+            if merged and merged[-1].split(" x")[0] == it and it.startswith("fuse"):
+                base, _, n = merged[-1].partition(" x")
+                merged[-1] = f"{base} x{int(n or 1) + 1}"
+            else:
+                merged.append(it)
+        parts.append(" + ".join(merged))
+    return " → ".join(parts)
+
+
+def copy_for_resume(src: Path, dst: Path) -> None:  # pragma: no cover - used by tests to snapshot a run
+    shutil.copytree(src, dst)
