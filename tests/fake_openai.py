@@ -26,6 +26,7 @@ class FakeOpenAI:
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.refuse_n_always = False
+        self.active = 0  # requests being answered right now
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,6 +36,9 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self):
+                if self.path == "/log":  # the request log, for tests that run this server in a subprocess
+                    with outer.lock:
+                        return self._json(200, list(outer.requests))
                 if self.path.rstrip("/").endswith("/models"):
                     self._json(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
                 else:
@@ -45,7 +49,16 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 with outer.lock:
                     outer.requests.append(body)
+                    seq = len(outer.requests)
                     action = outer.script.pop(0) if outer.script else outer.default
+                    outer.active += 1
+                try:
+                    self._answer(body, action, seq)
+                finally:
+                    with outer.lock:
+                        outer.active -= 1
+
+            def _answer(self, body, action, seq):
                 n = int(body.get("n", 1))
                 if action == "drop":
                     self.close_connection = True
@@ -62,7 +75,7 @@ class FakeOpenAI:
                 if isinstance(action, tuple) and action[0] == "fewer":
                     n = min(n, action[1])
                 prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", [])) + 5
-                choices = [{"index": i, "message": {"role": "assistant", "content": f"{outer.text} #{i}"},
+                choices = [{"index": i, "message": {"role": "assistant", "content": f"{outer.text} r{seq}#{i}"},
                             "finish_reason": "stop"} for i in range(n)]
                 payload = {"id": "x", "object": "chat.completion", "created": 0, "model": outer.model,
                            "choices": choices, "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 7 * n,
@@ -111,6 +124,9 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--model", default="fake-model")
+    ap.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
     a = ap.parse_args()
     server = FakeOpenAI(model=a.model, port=a.port)
+    if a.delay:
+        server.default = ("sleep", a.delay)
     server.httpd.serve_forever()

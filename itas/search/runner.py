@@ -509,6 +509,7 @@ class _Runner:
         self._set_constraint(trial, 0.0)
         self._attr(trial, "itas_status", "duplicate")
         self._attr(trial, "duplicate_of", earlier.number)
+        self._attr(trial, "metrics", earlier.user_attrs.get("metrics"))
         self.study.tell(trial, list(earlier.values))
         self.duplicates_in_a_row += 1
         self.progress.duplicates += 1
