@@ -67,3 +67,37 @@ def real_pool_file(real_pool, tmp_path_factory) -> Path:
     known.update(calibration)
     cal.write_text(json.dumps(known, indent=2))
     return path
+
+
+E2E_SPACE = {
+    "name": "e2e",
+    "max_tokens": 32,
+    "stages": [
+        {"generate": {"models": ["smollm2", "gemma3"], "count": [1, 2], "samples": [1, 4], "temperature": 0.7}},
+        {"fuse": {"layers": 1, "model": "smollm2"}},
+    ],
+    # smollm2 x1 -> fuse is 2 calls, both models x1 -> fuse is 3; anything with 4 samples is over: infeasible
+    "constraints": {"max_calls_per_query": 3},
+}
+
+
+@pytest.fixture(scope="session")
+def real_search_dir(real_pool_file, data_dir, tmp_path_factory) -> Path:
+    """ONE small real search on the shared pool (budget 4, 3 GSM8K questions, 32-token outputs), run once per
+    test session; several tests read its results directory."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = tmp_path_factory.mktemp("real-search")
+    space = root / "space.yaml"
+    space.write_text(yaml.safe_dump(E2E_SPACE, sort_keys=False))
+    run = root / "run"
+    cmd = [sys.executable, "-m", "itas", "search", "--benchmark", "gsm8k", "--budget", "4", "--subset", "3",
+           "--space", str(space), "--pool", str(real_pool_file), "--out", str(run), "--jobs", "2", "--seed", "1",
+           "--data-dir", str(data_dir)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env={**os.environ, "COLUMNS": "200"})
+    print(out.stdout[-3000:], out.stderr[-3000:])
+    assert out.returncode == 0, out.stderr[-2000:]
+    return run
