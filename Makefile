@@ -19,8 +19,10 @@ $(VENV)/.installed: pyproject.toml
 models: install
 	$(BIN)/itas models prepare
 
+# A real search on the default pool: GSM8K, 6 trials (2 single-call baselines + 4 sampled), 8 questions,
+# 128-token outputs. A second run finds the budget met in results/demo and prints the front at once.
 demo: models
-	$(BIN)/itas pool ask "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May. How many clips did Natalia sell altogether in April and May?"
+	$(BIN)/itas search --benchmark gsm8k --budget 6 --subset 8 --space demo --jobs 2 --out results/demo
 
 # The whole suite, real vLLM tests included (one shared pool per run); prints the slowest tests.
 # pytest exits 5 when it collected no test: that fails here like any other non-zero code.

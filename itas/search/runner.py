@@ -103,6 +103,10 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
             config["budget"] = request.budget
         return run_dir, config, True
     run_dir = Path(request.out) if request.out else _default_dir(request.benchmark)
+    if request.space is None:
+        from itas.search.space import default_space_for
+
+        request.space = default_space_for(request.benchmark)
     space = load_space(request.space)
     pool_text = Path(request.pool).read_text() if request.pool else None
     fresh = {

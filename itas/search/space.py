@@ -301,6 +301,15 @@ def _parse_choice(node: Node, kind: str) -> Choice:
     return Choice(tuple(out))
 
 
+BENCHMARK_SPACES = {"gsm8k": "gsm8k", "math": "math", "math500": "math", "humaneval": "code",
+                    "humanevalplus": "code", "mbpp": "code"}
+
+
+def default_space_for(benchmark: str) -> str:
+    """The shipped space a search uses when no --space is given: the benchmark's own, else ``default``."""
+    return BENCHMARK_SPACES.get(benchmark, "default")
+
+
 def load_space(ref: str | Path | None) -> SearchSpace:
     """A search space file, or a shipped one by name (``default``, ``math``, ``gsm8k``, ``code``, ``archon``)."""
     from itas.paths import shipped_dir
