@@ -70,16 +70,16 @@ def main() -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as exc:  # click's usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(2 if isinstance(exc, click.UsageError) else 1)
-        if isinstance(exc, click.exceptions.Abort):
+    except Exception as exc:  # usage errors from click, or from the copy of click that typer bundles
+        kinds = {c.__name__ for c in type(exc).__mro__}
+        if "ClickException" in kinds:
+            message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            print(f"error: {' '.join(message.split())}", file=sys.stderr)
+            sys.exit(2 if "UsageError" in kinds else getattr(exc, "exit_code", 1))
+        if "Abort" in kinds:
             print("aborted", file=sys.stderr)
             sys.exit(130)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+        if "Exit" in kinds:
+            sys.exit(getattr(exc, "exit_code", 0))
         raise
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -23,40 +23,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from itas.fsutil import atomic_write
 from itas.search.pareto import pareto_front
 
 CONFIG = "config.json"
 TRIAL_COLUMNS = ["trial", "kind", "status", "accuracy", "latency_p50", "latency_p95", "cost_per_query",
                  "calls_per_query", "tokens_per_query", "wall_p50", "estimated_calls", "duplicate_of", "reason",
                  "params", "description"]
-
-
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib_suppress():
-            os.unlink(tmp)
-        raise
-
-
-class contextlib_suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
 
 
 def read_config(run_dir: Path) -> dict | None:
