@@ -85,15 +85,19 @@ class Pool:
         self.latency: dict[str, LatencyModel] = dict(latency or {})
         self._rng = random.Random(seed)
         total = sum(e.max_concurrency for m in config.models for e in m.endpoints) or 100
-        self._http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=total + 16, max_keepalive_connections=total + 16),
-            timeout=httpx.Timeout(timeout, connect=30.0),
-        )
+        limits = httpx.Limits(max_connections=total + 16, max_keepalive_connections=total + 16)
+        # the HTTP transport of the calls: aiohttp (through openai's own adapter) costs a quarter of httpx's CPU
+        # per call at thousands of requests in flight; plain httpx where aiohttp is not installed
+        try:
+            self._calls_http = openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
+        except RuntimeError:
+            self._calls_http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
+        self._http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout, connect=30.0))  # pooling API
         self._endpoints: dict[str, list[_EndpointState]] = {}
         for m in config.models:
             if not m.endpoints:
                 continue
-            self._endpoints[m.name] = [_EndpointState(m, e, self._http, timeout) for e in m.endpoints]
+            self._endpoints[m.name] = [_EndpointState(m, e, self._calls_http, timeout) for e in m.endpoints]
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
 
     async def __aenter__(self) -> Pool:
@@ -103,6 +107,7 @@ class Pool:
         await self.aclose()
 
     async def aclose(self) -> None:
+        await self._calls_http.aclose()
         await self._http.aclose()
 
     # ---- public -----------------------------------------------------------------------------------
@@ -255,7 +260,8 @@ class Pool:
                         self.stats.requests_sent += 1
                         t0 = time.perf_counter()
                         try:
-                            resp = await ep.client.chat.completions.create(**body)
+                            # the raw endpoint: the SDK's errors, retries off, and no per-call model building
+                            resp = await ep.client.post("/chat/completions", body=_wire(body), cast_to=object)
                         finally:
                             self.stats.in_flight -= 1
                         duration = time.perf_counter() - t0
@@ -312,36 +318,47 @@ class Pool:
 
     def _parse(self, spec: ModelSpec, ep: _EndpointState, resp, indices: list[int], n: int,
                duration: float, body_max_tokens: int) -> list[Completion]:
-        choices = sorted(resp.choices or [], key=lambda c: c.index)
+        if not isinstance(resp, dict):
+            raise ValueError("the response is not a JSON object")
+        choices = sorted(resp.get("choices") or [], key=lambda c: c.get("index", 0))
         if not choices:
             raise ValueError("response has no choices")
         if n > 1 and len(choices) < n:
             # fewer choices than asked: keep what came, ask for the rest one at a time from now on
             ep.supports_n = False
             self.stats.n_fallbacks += 1
-        usage = resp.usage
-        prompt_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
-        total_completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        usage = resp.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        total_completion = int(usage.get("completion_tokens") or 0)
         choices = choices[: len(indices)]
-        texts = [(c.message.content or "") if c.message else "" for c in choices]
+        texts = [((c.get("message") or {}).get("content") or "") for c in choices]
         if len(choices) == 1:
             split = [total_completion]
         else:
-            ids = [getattr(c, "token_ids", None) for c in choices]
+            ids = [c.get("token_ids") for c in choices]
             if all(isinstance(t, list) for t in ids):
                 split = [len(t) for t in ids]
             else:
-                split = _split_usage(total_completion, texts, [c.finish_reason for c in choices],
+                split = _split_usage(total_completion, texts, [c.get("finish_reason") for c in choices],
                                      max_tokens=body_max_tokens)
         out = []
         for idx, text, ctoks, ch in zip(indices, texts, split, choices, strict=False):
             out.append(Completion(text=text, model=spec.name, sample_index=idx, prompt_tokens=prompt_tokens,
-                                  completion_tokens=ctoks, duration=duration, finish_reason=ch.finish_reason))
+                                  completion_tokens=ctoks, duration=duration, finish_reason=ch.get("finish_reason")))
         self.stats.calls_sent += len(out)
         self.stats.prompt_tokens += prompt_tokens * len(out)
         self.stats.completion_tokens += total_completion
         self.stats.cost += sum(self.config.cost(spec.name, c.prompt_tokens, c.completion_tokens) for c in out)
         return out
+
+
+def _wire(body: dict) -> dict:
+    extra = body.get("extra_body")
+    if not extra:
+        return body
+    out = {k: v for k, v in body.items() if k != "extra_body"}
+    out.update(extra)
+    return out
 
 
 def _split_usage(total: int, texts: list[str], finish: list[str | None], max_tokens: int) -> list[int]:
