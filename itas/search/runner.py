@@ -101,6 +101,7 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
         if request.budget and request.budget != config["budget"]:
             report(f"budget changed from {config['budget']} to {request.budget}")
             config["budget"] = request.budget
+        _check_storage(config, request)
         return run_dir, config, True
     run_dir = Path(request.out) if request.out else _default_dir(request.benchmark)
     if request.space is None:
@@ -114,7 +115,7 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
         "data_dir": request.data_dir, "budget": request.budget, "subset": request.subset, "seed": request.seed,
         "sampler": request.sampler, "jobs": request.jobs, "max_spend": request.max_spend,
         "space_name": space.name, "space_sha": _sha(space.text), "pool_sha": _sha(pool_text or "default"),
-        "timeout": request.timeout, "storage": request.storage, "cache": request.cache,
+        "timeout": request.timeout, "storage": _redacted(request.storage), "cache": request.cache,
         "study_name": None, "question_ids": None, "enqueue": [],
     }
     existing = store.read_config(run_dir) if run_dir.exists() else None
@@ -128,10 +129,26 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
                              f"or --resume {run_dir} to continue that one")
         if request.budget != existing["budget"]:
             existing["budget"] = request.budget
+        _check_storage(existing, request)
         return run_dir, existing, True
     if run_dir.exists() and any(run_dir.iterdir()):
         raise InputError(f"{run_dir} exists and is not an itas search directory; give an empty or new --out")
     return run_dir, fresh, False
+
+
+def _redacted(url: str | None) -> str | None:
+    from itas.search.shared import redact
+
+    return redact(url) if url else None
+
+
+def _check_storage(config: dict, request: SearchRequest) -> None:
+    stored = config.get("storage")
+    if stored and "***" in stored and not request.storage:
+        raise InputError(f"the study's storage URL has a password, which is never written to a file: give it "
+                         f"again with --storage ({stored})")
+    if request.storage and stored and _redacted(request.storage) != stored:
+        raise InputError(f"--storage {_redacted(request.storage)} is not the storage of this search ({stored})")
 
 
 def _default_dir(benchmark: str) -> Path:
@@ -148,13 +165,20 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _storage_url(run_dir: Path, config: dict) -> str:
-    return config.get("storage") or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+def _storage_url(run_dir: Path, config: dict, request: SearchRequest) -> str:
+    return request.storage or config.get("storage") or f"sqlite:///{(run_dir / 'study.db').resolve()}"
 
 
 # ---- the search -----------------------------------------------------------------------------------------------
 async def run_search(request: SearchRequest, *, report: Callable[[str], None] | None = None,
                      progress: Progress | None = None) -> SearchOutcome:
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        return await _run_search(request, report, progress, stack)
+
+
+async def _run_search(request: SearchRequest, report, progress, stack) -> SearchOutcome:
     import optuna
 
     from itas.arch.estimate import context_lengths_of, estimate, question_prompt_tokens
@@ -197,6 +221,8 @@ async def run_search(request: SearchRequest, *, report: Callable[[str], None] | 
         arch = load_architecture(ref, report=report)
         arch.check_models(pool_config)
         enqueued.append(arch)
+    if not request.dry_run:
+        check_reachable(pool_config)
     prompt_tokens = question_prompt_tokens(bench, questions)
     ctx = context_lengths_of(pool_config)
 
@@ -212,6 +238,9 @@ async def run_search(request: SearchRequest, *, report: Callable[[str], None] | 
                              projection=projection)
 
     # ---- the run directory ----
+    from itas.search.shared import RunDirLock
+
+    stack.enter_context(RunDirLock(run_dir))
     if not resuming:
         run_dir.mkdir(parents=True, exist_ok=True)
         store.atomic_write(run_dir / "space.yaml", space.text)
@@ -233,24 +262,46 @@ async def run_search(request: SearchRequest, *, report: Callable[[str], None] | 
     enqueued = [load_architecture(run_dir / p) for p in config["enqueue"]]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    from itas.search.shared import BudgetGate, make_storage
+
+    shared = bool(config.get("storage"))
+    url = _storage_url(run_dir, config, request)
     sampler = make_sampler(config["sampler"], config["seed"], budget, jobs=config["jobs"])
+    storage = make_storage(url, shared)
     try:
-        study = optuna.create_study(storage=_storage_url(run_dir, config), study_name=config["study_name"],
+        study = optuna.create_study(storage=storage, study_name=config["study_name"],
                                     directions=list(DIRECTIONS), sampler=sampler, load_if_exists=True)
     except Exception as exc:  # a corrupt or foreign study.db
         raise InputError(f"{run_dir}: cannot open the study storage ({type(exc).__name__}: {exc})") from None
-    study.set_metric_names(["accuracy", "latency", "cost"])
+    import warnings
 
-    # trials left running by a killed process: failed, and their architectures evaluated again (sampled ones
-    # through their parameters, enqueued for the sampler; baselines and enqueued ones are redone below anyway)
-    interrupted = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])
-    for t in interrupted:
-        study._storage.set_trial_user_attr(t._trial_id, "reason", "interrupted (the search was killed); evaluated again")
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-        if t.params and t.user_attrs.get("itas_kind") == "sampled":
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-    if interrupted:
-        report(f"{len(interrupted)} trial(s) left running by an interrupted search: evaluated again")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        study.set_metric_names(["accuracy", "latency", "cost"])
+    if "itas_config" not in study.user_attrs:  # what `itas worker` needs to join from the database alone
+        study.set_user_attr("itas_config", {k: v for k, v in config.items() if k != "enqueue"})
+        study.set_user_attr("itas_space", space.text)
+        pool_file = run_dir / "pool.yaml"
+        study.set_user_attr("itas_pool", pool_file.read_text() if pool_file.exists() else None)
+    if shared:
+        report(f"study {config['study_name']} in {_redacted(url)}: more workers join with "
+               f"itas worker --storage URL --study {config['study_name']}")
+
+    if not shared:
+        # trials left running by a killed process: failed, and their architectures evaluated again (sampled
+        # ones through their parameters, enqueued for the sampler; baselines and enqueued ones are redone below).
+        # With shared storage, other workers' trials are running: Optuna's heartbeat finds the stale ones.
+        interrupted = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])
+        for t in interrupted:
+            study._storage.set_trial_user_attr(t._trial_id, "reason",
+                                               "interrupted (the search was killed); evaluated again")
+            study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            if t.params and t.user_attrs.get("itas_kind") == "sampled":
+                study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        if interrupted:
+            report(f"{len(interrupted)} trial(s) left running by an interrupted search: evaluated again")
+    else:
+        optuna.storages.fail_stale_trials(study)
     store.rebuild(run_dir, study.get_trials(deepcopy=False))
 
     cache_path = Path(config.get("cache") or run_dir / "calls.sqlite")
@@ -258,6 +309,7 @@ async def run_search(request: SearchRequest, *, report: Callable[[str], None] | 
                      budget=budget, jobs=max(1, int(config["jobs"])), max_spend=config.get("max_spend"),
                      progress=progress, report=report, pool_config=pool_config)
     runner.fixed = [("baseline", a) for a in baselines] + [("enqueued", a) for a in enqueued]
+    runner.gate = BudgetGate(url, study, budget) if shared else None
     from itas.pool.session import open_pool
 
     progress.budget = budget
@@ -275,6 +327,29 @@ async def run_search(request: SearchRequest, *, report: Callable[[str], None] | 
     store.rebuild(run_dir, trials)
     return SearchOutcome(run_dir=run_dir, counted=runner.counted(), budget=budget, stopped=stopped,
                          front=store.front_trials(trials), projection=projection)
+
+
+def check_reachable(pool_config, attempts: int = 3) -> None:
+    """Every endpoint of the pool's unmanaged models answers HTTP (any status will do): a server that cannot be
+    reached is bad input, reported before the search starts rather than as a run of failed trials."""
+    import httpx
+
+    with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
+        for m in pool_config.models:
+            if m.managed:
+                continue
+            for ep in m.endpoints:
+                for attempt in range(1, attempts + 1):
+                    try:
+                        http.get(ep.url + "/models")
+                        break
+                    except httpx.HTTPError as exc:
+                        if attempt == attempts:
+                            raise InputError(
+                                f"model '{m.name}': no server answers at {ep.url} ({type(exc).__name__}); start "
+                                f"it, or give a reachable URL in models.{m.name}.endpoints of {pool_config.source}"
+                            ) from None
+                        time.sleep(0.5)
 
 
 def make_sampler(name: str, seed: int, budget: int, jobs: int = 1):
@@ -346,6 +421,8 @@ class _Runner:
         self.infeasible_seen = 0
         self.duplicates_in_a_row = 0
         self.in_eval = 0
+        self.gate = None
+        self.own_running: set[int] = set()  # trial ids this worker evaluates (for heartbeats)
         self.spent_before = float(self._spent_record().get("spent", 0.0))
 
     # ---- accounting ----
@@ -385,6 +462,7 @@ class _Runner:
                       if t.state.name == "COMPLETE"}
         queue = [(kind, arch) for kind, arch in self.fixed if (kind, arch.fingerprint()) not in done_fixed]
         tasks: set[asyncio.Task] = set()
+        heartbeat = asyncio.create_task(self._heartbeat()) if self.gate is not None else None
         stopped = "budget"
         budget_infeasible = INFEASIBLE_FACTOR * self.budget
         exhausted_after = max(200, INFEASIBLE_FACTOR * self.budget)
@@ -399,7 +477,23 @@ class _Runner:
                                 f"{self.pool.config.cost_unit}): finishing the running trials and stopping")
                     await self._drain(tasks)
                     break
-                if self.counted() + self.in_eval >= self.budget:
+                if self.gate is not None:  # several workers: the budget is shared through the storage
+                    import optuna
+
+                    await asyncio.to_thread(optuna.storages.fail_stale_trials, self.study)
+                    trials = self.trials()
+                    if len(store.evaluated(trials)) >= self.budget:
+                        await self._drain(tasks)
+                        break
+                    if self.gate.used(trials) >= self.budget or self.in_eval >= self.jobs:
+                        # every slot is taken (here or by other workers): wait for one to finish or fail
+                        if tasks:
+                            await asyncio.wait(tasks, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                            tasks = {t for t in tasks if not t.done() or self._reap(t)}
+                        else:
+                            await asyncio.sleep(1.0)
+                        continue
+                elif self.counted() + self.in_eval >= self.budget:
                     if not tasks:
                         break
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -433,10 +527,23 @@ class _Runner:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
             if self.pool is not None:
                 self._save_spent()
         await self._drain(tasks)
         return stopped
+
+    async def _heartbeat(self) -> None:
+        from itas.search.shared import HEARTBEAT_SECONDS
+
+        while True:
+            for tid in list(self.own_running):
+                try:
+                    await asyncio.to_thread(self.study._storage.record_heartbeat, tid)
+                except Exception:  # a missed beat is retried at the next one
+                    pass
+            await asyncio.sleep(max(0.5, HEARTBEAT_SECONDS / 2))
 
     def _reap(self, task: asyncio.Task) -> bool:
         exc = task.exception()
@@ -498,6 +605,22 @@ class _Runner:
         if fp in self.pending:  # the same architecture is being evaluated by another job
             return asyncio.create_task(self._await_duplicate(trial, fp))
         self.duplicates_in_a_row = 0
+        if self.gate is not None:
+            self.study._storage.record_heartbeat(trial._trial_id)
+            verdict, other = self.gate.reserve(trial, fp)
+            if verdict == "done":
+                self._duplicate(trial, other)
+                return None
+            if verdict == "running":
+                self.own_running.add(trial._trial_id)  # keep this waiting trial alive
+                return asyncio.create_task(self._await_other_worker(trial, other))
+            if verdict == "full":
+                # the other workers took the last slots: stop before the first call, recorded as such
+                self._attr(trial, "reason", "started past the budget (other workers completed it); no call made")
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self._after(trial.number)
+                return None
+            self.own_running.add(trial._trial_id)
         self.pending[fp] = asyncio.get_running_loop().create_future()
         self.in_eval += 1
         self.progress.running = self.in_eval
@@ -519,6 +642,23 @@ class _Runner:
         self.progress.duplicates += 1
         self._after(trial.number)
 
+    async def _await_other_worker(self, trial, number: int) -> None:
+        """Another worker is evaluating the same architecture (as trial ``number``): answer from it when done."""
+        import optuna
+
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                other = next(t for t in self.trials() if t.number == number)
+                if other.state.name == "COMPLETE":
+                    return self._duplicate(trial, other)
+                if other.state.name != "RUNNING":
+                    self._attr(trial, "reason", f"trial {number}, the same architecture on another worker, failed")
+                    self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                    return self._after(trial.number)
+        finally:
+            self.own_running.discard(trial._trial_id)
+
     async def _await_duplicate(self, trial, fp) -> None:
         import optuna
 
@@ -527,8 +667,8 @@ class _Runner:
         except Exception:
             earlier = None
         if earlier is None:
-            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             self._attr(trial, "reason", "the same architecture, evaluated at the same time, failed")
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
         self._duplicate(trial, earlier)
 
@@ -571,6 +711,7 @@ class _Runner:
                         f"{m.latency_p50:.2f} s, cost {m.cost_per_query:,.4g}/query, {m.calls_per_query:.1f} calls/query")
             self._after(trial.number)
         finally:
+            self.own_running.discard(trial._trial_id)
             if not fut.done():
                 fut.set_result(None)
             self.pending.pop(fp, None)

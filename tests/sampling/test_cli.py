@@ -56,3 +56,17 @@ def test_failed_questions_exit_1(fake_env, monkeypatch, capsys, tmp_path):
                              "--subset", "2", "--out", str(tmp_path / "f"))
     assert code == 1 and "2 question(s) failed" in err and "--resume" in err
     assert "no question has its samples yet" in stdout
+
+
+def test_itas_report_shows_a_sampling_run(fake_env, monkeypatch, capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = itas(monkeypatch, capsys, "sample", "--benchmark", "gsm8k", "--model", "smollm2", "--k", "4",
+                        "--subset", "3", "--out", str(out), "--max-tokens", "48")
+    assert code == 0, err
+    (out / "curves.png").unlink()
+    code, stdout, err = itas(monkeypatch, capsys, "report", str(out), "--out", str(tmp_path / "rep"))
+    assert code == 0, err
+    assert "repeated sampling" in stdout and "coverage" in stdout
+    assert (tmp_path / "rep" / "curves.png").is_file() and (tmp_path / "rep" / "sampling.html").is_file()
+    code, stdout, _ = itas(monkeypatch, capsys, "report", str(out), "--format", "json", "--no-plots")
+    assert code == 0 and len(json.loads(stdout)["curves"]) == 4

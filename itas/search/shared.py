@@ -1,0 +1,130 @@
+"""Several workers on one study: the storage, the budget gate and heartbeats.
+
+Workers share one Optuna study in a database (``--storage postgresql://...``). Each keeps its own local
+artifacts; everything a report needs is stored with the trials. Optuna's heartbeat marks the trials of a
+killed worker as failed after a grace period, and its retry callback enqueues their parameters again, so
+another worker evaluates them. No more than N trials complete: before its first call, a trial reserves a slot
+under a lock (a PostgreSQL advisory lock; a file lock for SQLite); a trial started past the budget stops there
+and is recorded as such.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from itas.errors import InputError
+
+HEARTBEAT_SECONDS = float(os.environ.get("ITAS_HEARTBEAT", "10"))
+GRACE_SECONDS = float(os.environ.get("ITAS_HEARTBEAT_GRACE", str(3 * HEARTBEAT_SECONDS)))
+
+
+def redact(url: str) -> str:
+    """The storage URL without its password (what is written to files and printed)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def make_storage(url: str, shared: bool):
+    import optuna
+
+    try:
+        if not shared:
+            return optuna.storages.RDBStorage(url)
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=max(1, int(HEARTBEAT_SECONDS)), grace_period=max(2, int(GRACE_SECONDS)),
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3))
+    except ModuleNotFoundError as exc:
+        raise InputError(f"--storage {redact(url)}: the database driver is not installed ({exc.name}); for "
+                         f"PostgreSQL: pip install 'itas[postgres]' (psycopg2-binary)") from None
+    except Exception as exc:
+        raise InputError(f"--storage {redact(url)}: cannot open the storage ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:200]})") from None
+
+
+class BudgetGate:
+    """Reserves evaluation slots so that no more than ``budget`` trials complete across all workers."""
+
+    def __init__(self, url: str, study, budget: int):
+        self.url = url
+        self.study = study
+        self.budget = budget
+        self._engine = None
+        self._key = zlib.crc32(f"itas:{study.study_name}".encode()) & 0x7FFFFFFF
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        scheme = urlsplit(self.url).scheme
+        if scheme.startswith("postgresql"):
+            import sqlalchemy
+
+            if self._engine is None:
+                self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool)
+            with self._engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": self._key})
+                try:
+                    yield
+                finally:
+                    conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+        elif scheme.startswith("sqlite"):
+            path = self.url.split(":///", 1)[1]  # sqlite:///relative or sqlite:////absolute
+            with open(path + ".itas-lock", "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        else:
+            raise InputError(f"--storage {redact(self.url)}: several workers need PostgreSQL or SQLite storage")
+
+    def used(self, trials) -> int:
+        return sum(1 for t in trials if (t.state.name == "COMPLETE" and t.user_attrs.get("itas_status") == "evaluated")
+                   or (t.state.name == "RUNNING" and t.user_attrs.get("itas_reserved")))
+
+    def reserve(self, trial, fingerprint: str) -> tuple[str, object]:
+        """("ok", None) when ``trial`` may be evaluated; ("done", t) or ("running", n) when another worker has
+        evaluated (or is evaluating, as trial n) the same architecture; ("full", None) when the budget is taken."""
+        with self._lock():
+            trials = self.study.get_trials(deepcopy=False)
+            for t in trials:
+                if t.number == trial.number or t.user_attrs.get("fingerprint") != fingerprint:
+                    continue
+                if t.state.name == "COMPLETE" and t.user_attrs.get("itas_status") == "evaluated":
+                    return "done", t
+                if t.state.name == "RUNNING" and t.user_attrs.get("itas_reserved"):
+                    return "running", t.number
+            if self.used(trials) >= self.budget:
+                return "full", None
+            self.study._storage.set_trial_user_attr(trial._trial_id, "itas_reserved", True)
+            return "ok", None
+
+
+class RunDirLock:
+    """One search process per local results directory at a time."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / ".itas.lock"
+        self.f = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "a+")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.f.close()
+            raise InputError(f"{self.path.parent}: another itas search is running in this results directory") from None
+        return self
+
+    def __exit__(self, *exc):
+        if self.f is not None:
+            fcntl.flock(self.f, fcntl.LOCK_UN)
+            self.f.close()
