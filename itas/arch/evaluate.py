@@ -96,6 +96,9 @@ async def evaluate(request: RunRequest, *, report: Callable[[str], None] | None 
     questions = bench.subset(request.limit, request.seed) if request.limit else bench.questions()
     if not questions:
         raise InputError(f"benchmark {bench.name} has no questions to run")
+    from itas.pool.session import check_reachable
+
+    check_reachable(pool_config.only(arch.models))
     est = estimate(arch, kind=bench.kind, prompt_tokens=question_prompt_tokens(bench, questions),
                    context_lengths=context_lengths_of(pool_config))
     if on_start is not None:

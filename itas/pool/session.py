@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+from itas.errors import InputError
 from itas.paths import state_dir
 from itas.pool import serving
 from itas.pool.cache import CallCache
@@ -83,3 +85,26 @@ async def open_pool(pool: str | Path | PoolConfig | None = None, *, cache: str |
             await asyncio.shield(asyncio.to_thread(running.stop, report))
         if call_cache is not None:
             call_cache.close()
+
+
+def check_reachable(pool_config, attempts: int = 3) -> None:
+    """Every endpoint of the pool's unmanaged models answers HTTP (any status will do): a server that cannot be
+    reached is bad input, reported before the first call rather than as a run of failed questions and trials."""
+    import httpx
+
+    with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
+        for m in pool_config.models:
+            if m.managed:
+                continue
+            for ep in m.endpoints:
+                for attempt in range(1, attempts + 1):
+                    try:
+                        http.get(ep.url + "/models")
+                        break
+                    except httpx.HTTPError as exc:
+                        if attempt == attempts:
+                            raise InputError(
+                                f"model '{m.name}': no server answers at {ep.url} ({type(exc).__name__}); start "
+                                f"it, or give a reachable URL in models.{m.name}.endpoints of {pool_config.source}"
+                            ) from None
+                        time.sleep(0.5)

@@ -109,6 +109,10 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
 
         request.space = default_space_for(request.benchmark)
     space = load_space(request.space)
+    if request.pool:
+        from itas.pool.config import load_pool
+
+        load_pool(request.pool)  # a missing or malformed --pool is reported as such, not read blindly below
     pool_text = Path(request.pool).read_text() if request.pool else None
     fresh = {
         "kind": "search", "itas_version": __version__, "benchmark": request.benchmark,
@@ -118,6 +122,8 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
         "timeout": request.timeout, "storage": _redacted(request.storage), "cache": request.cache,
         "study_name": None, "question_ids": None, "enqueue": [],
     }
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"--out {run_dir} is a file, not a directory; give a new or empty directory")
     existing = store.read_config(run_dir) if run_dir.exists() else None
     if existing is not None:
         same = all(existing.get(k) == fresh[k] for k in ("benchmark", "subset", "seed", "space_sha", "pool_sha",
@@ -131,7 +137,10 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
             existing["budget"] = request.budget
         _check_storage(existing, request)
         return run_dir, existing, True
-    if run_dir.exists() and any(run_dir.iterdir()):
+    # what a search killed before it wrote its configuration leaves behind is not in the way of a new start
+    started = {"space.yaml", "pool.yaml", "enqueue", ".itas.lock"}
+    if run_dir.exists() and any(p.name not in started and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+                                for p in run_dir.iterdir()):
         raise InputError(f"{run_dir} exists and is not an itas search directory; give an empty or new --out")
     return run_dir, fresh, False
 
@@ -190,7 +199,8 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
     progress = progress or Progress()
     if request.budget is not None and request.budget < 1:
         raise InputError(f"--budget {request.budget}: must be at least 1")
-    run_dir, config, resuming = resolve(request, report)
+    notes: list[str] = []  # said once the input is known to be good, so that bad input is one line alone
+    run_dir, config, resuming = resolve(request, notes.append)
 
     # everything that can be checked before a call is checked here, before the run directory is touched
     if resuming:
@@ -201,7 +211,7 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
         space = load_space(request.space)
         pool_config = load_pool(request.pool)
     space.check_models(pool_config.names)
-    bench = load_benchmark(config["benchmark"], data_dir=config.get("data_dir") or request.data_dir)
+    bench = load_benchmark(config["benchmark"], data_dir=request.data_dir or config.get("data_dir"))
     if config["question_ids"] is None:
         questions = bench.subset(config["subset"], config["seed"])
     else:
@@ -221,8 +231,19 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
         arch = load_architecture(ref, report=report)
         arch.check_models(pool_config)
         enqueued.append(arch)
+    make_sampler(config["sampler"], config["seed"], budget)  # a bad --sampler, before anything is written
     if not request.dry_run:
+        from itas.pool.session import check_reachable
+
+        store.check_writable(run_dir)
+        if resuming and not (config.get("storage") or request.storage):
+            store.check_database(run_dir / "study.db", "study (the record of every trial)",
+                                 "restore it from a copy, or start a new search with another --out")
+        store.check_database(Path(config.get("cache") or run_dir / "calls.sqlite"), "call cache",
+                             "move it away to continue with an empty cache (its calls are made again)")
         check_reachable(pool_config)
+    for note in notes:
+        report(note)
     prompt_tokens = question_prompt_tokens(bench, questions)
     ctx = context_lengths_of(pool_config)
 
@@ -329,27 +350,42 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
                          front=store.front_trials(trials), projection=projection)
 
 
-def check_reachable(pool_config, attempts: int = 3) -> None:
-    """Every endpoint of the pool's unmanaged models answers HTTP (any status will do): a server that cannot be
-    reached is bad input, reported before the search starts rather than as a run of failed trials."""
-    import httpx
+async def run_worker(storage: str, study_name: str, *, out: Path | None = None, pool: str | None = None,
+                     data_dir: str | None = None, jobs: int | None = None,
+                     report: Callable[[str], None] | None = None, progress: Progress | None = None) -> SearchOutcome:
+    """Join a search started elsewhere: its configuration comes from the study in ``storage``; this worker keeps
+    its own local artifacts in ``out``."""
+    import os
+    import socket
 
-    with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
-        for m in pool_config.models:
-            if m.managed:
-                continue
-            for ep in m.endpoints:
-                for attempt in range(1, attempts + 1):
-                    try:
-                        http.get(ep.url + "/models")
-                        break
-                    except httpx.HTTPError as exc:
-                        if attempt == attempts:
-                            raise InputError(
-                                f"model '{m.name}': no server answers at {ep.url} ({type(exc).__name__}); start "
-                                f"it, or give a reachable URL in models.{m.name}.endpoints of {pool_config.source}"
-                            ) from None
-                        time.sleep(0.5)
+    import optuna
+
+    from itas.search.shared import make_storage, redact
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=make_storage(storage, shared=True))
+    except KeyError:
+        raise InputError(f"no study named '{study_name}' in {redact(storage)}; start the search with itas search "
+                         f"--storage first") from None
+    attrs = study.user_attrs
+    if "itas_config" not in attrs:
+        raise InputError(f"study '{study_name}' in {redact(storage)} was not made by itas search")
+    config = dict(attrs["itas_config"])
+    run_dir = Path(out) if out else Path("results") / f"{study_name}-worker-{socket.gethostname()}-{os.getpid()}"
+    if store.read_config(run_dir) is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store.atomic_write(run_dir / "space.yaml", attrs["itas_space"])
+        pool_text = Path(pool).read_text() if pool else attrs.get("itas_pool")
+        if pool_text:
+            store.atomic_write(run_dir / "pool.yaml", pool_text)
+        config["enqueue"] = []
+        if jobs:
+            config["jobs"] = jobs
+        store.write_config(run_dir, config)
+    request = SearchRequest(benchmark=config["benchmark"], budget=config["budget"], resume=run_dir, storage=storage,
+                            data_dir=data_dir)
+    return await run_search(request, report=report, progress=progress)
 
 
 def make_sampler(name: str, seed: int, budget: int, jobs: int = 1):
@@ -448,9 +484,13 @@ class _Runner:
         return self.spent_before + (self.pool.stats.cost if self.pool is not None else 0.0)
 
     def _spent_record(self) -> dict:
+        path = self.run_dir / "spend.json"
         try:
-            return json.loads((self.run_dir / "spend.json").read_text())
-        except (FileNotFoundError, ValueError):
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
+        except ValueError as exc:
+            self.report(f"{path}: damaged ({exc}); the spend of earlier runs is not known and counts as 0")
             return {}
 
     def _save_spent(self) -> None:
@@ -613,7 +653,8 @@ class _Runner:
                 return None
             if verdict == "running":
                 self.own_running.add(trial._trial_id)  # keep this waiting trial alive
-                return asyncio.create_task(self._await_other_worker(trial, other))
+                self.in_eval += 1  # it holds a job slot while it waits, and may evaluate after all
+                return asyncio.create_task(self._await_other_worker(trial, other, arch, fp))
             if verdict == "full":
                 # the other workers took the last slots: stop before the first call, recorded as such
                 self._attr(trial, "reason", "started past the budget (other workers completed it); no call made")
@@ -642,21 +683,38 @@ class _Runner:
         self.progress.duplicates += 1
         self._after(trial.number)
 
-    async def _await_other_worker(self, trial, number: int) -> None:
-        """Another worker is evaluating the same architecture (as trial ``number``): answer from it when done."""
+    async def _await_other_worker(self, trial, number: int, arch, fp) -> None:
+        """Another worker is evaluating the same architecture (as trial ``number``): answer from it when done; if
+        that worker dies (its trial fails through a stale heartbeat), evaluate it here."""
         import optuna
 
+        evaluating = False
         try:
             while True:
                 await asyncio.sleep(1.0)
+                await asyncio.to_thread(optuna.storages.fail_stale_trials, self.study)
                 other = next(t for t in self.trials() if t.number == number)
                 if other.state.name == "COMPLETE":
                     return self._duplicate(trial, other)
-                if other.state.name != "RUNNING":
-                    self._attr(trial, "reason", f"trial {number}, the same architecture on another worker, failed")
+                if other.state.name == "RUNNING":
+                    continue
+                verdict, found = self.gate.reserve(trial, fp)
+                if verdict == "done":
+                    return self._duplicate(trial, found)
+                if verdict == "running":
+                    number = found
+                    continue
+                if verdict == "full":
+                    self._attr(trial, "reason", "started past the budget (other workers completed it); no call made")
                     self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                     return self._after(trial.number)
+                evaluating = True
+                self.pending[fp] = asyncio.get_running_loop().create_future()
+                return await self._evaluate(trial, arch, fp)  # releases the job slot itself
         finally:
+            if not evaluating:
+                self.in_eval -= 1
+                self.progress.running = self.in_eval
             self.own_running.discard(trial._trial_id)
 
     async def _await_duplicate(self, trial, fp) -> None:

@@ -34,17 +34,21 @@ def redact(url: str) -> str:
 
 
 def make_storage(url: str, shared: bool):
+    import warnings
+
     import optuna
 
     try:
         if not shared:
             return optuna.storages.RDBStorage(url)
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=max(1, int(HEARTBEAT_SECONDS)), grace_period=max(2, int(GRACE_SECONDS)),
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3))
+        with warnings.catch_warnings():  # the heartbeat API is marked experimental
+            warnings.simplefilter("ignore")
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=max(1, int(HEARTBEAT_SECONDS)), grace_period=max(2, int(GRACE_SECONDS)),
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
     except ModuleNotFoundError as exc:
         raise InputError(f"--storage {redact(url)}: the database driver is not installed ({exc.name}); for "
-                         f"PostgreSQL: pip install 'itas[postgres]' (psycopg2-binary)") from None
+                         f"PostgreSQL: pip install 'itas[postgres]' (psycopg)") from None
     except Exception as exc:
         raise InputError(f"--storage {redact(url)}: cannot open the storage ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:200]})") from None

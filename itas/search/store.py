@@ -123,8 +123,81 @@ def write_trial_folder(run_dir: Path, t: Any, questions_jsonl: str | None = None
 
 
 def rebuild(run_dir: Path, trials: list) -> None:
-    """Make the folders and tables agree with the study (after a resume, or a kill between two writes)."""
+    """Make the folders and tables agree with the study (after a resume, or a kill between two writes). A trial
+    folder whose metrics.json, or the last line of its questions.jsonl, does not parse (a damaged file) is
+    written again from the study; temporary files left by a write that was killed are removed."""
     for t in trials:
-        if t.state.name in ("COMPLETE", "FAIL") and not (run_dir / "trials" / str(t.number) / "metrics.json").exists():
-            write_trial_folder(run_dir, t)
+        if t.state.name in ("COMPLETE", "FAIL"):
+            folder = run_dir / "trials" / str(t.number)
+            if not _json_ok(folder / "metrics.json"):
+                write_trial_folder(run_dir, t)
+            questions = folder / "questions.jsonl"
+            if questions.exists() and not _last_line_ok(questions):
+                questions.unlink()  # damaged: the per-question scores and usage stored in the study replace it
+                write_trial_folder(run_dir, t)
+    for tmp in run_dir.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
     write_tables(run_dir, trials)
+
+
+def _json_ok(path: Path) -> bool:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _last_line_ok(path: Path, tail: int = 1 << 20) -> bool:
+    """A JSONL file ends with a newline and its last line parses (it was not cut in the middle of a record)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - tail))
+            data = f.read()
+        if data and not data.endswith(b"\n"):
+            return False
+        last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        if last:
+            json.loads(last)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def check_writable(run_dir: Path) -> None:
+    """The results directory (or, for a new one, its nearest existing parent) can be written to."""
+    import os
+
+    from itas.errors import InputError
+
+    target = run_dir
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    if not target.is_dir():
+        raise InputError(f"{run_dir}: {target} is a file, not a directory; give a directory for --out")
+    if not os.access(target, os.W_OK | os.X_OK):
+        where = "the results directory" if target == run_dir else f"{target}, where it would be made,"
+        raise InputError(f"{run_dir}: {where} is not writable (a read-only file system, or permissions); give a "
+                         f"writable --out, or copy the directory somewhere writable and --resume the copy")
+
+
+def check_database(path: Path, what: str, advice: str) -> None:
+    """A SQLite file that the search will use is intact (``PRAGMA quick_check``), checked before anything in the
+    results directory is written; a damaged one is an InputError naming it."""
+    if not path.exists():
+        return
+    import sqlite3
+
+    from itas.errors import InputError
+
+    try:
+        db = sqlite3.connect(path, timeout=60)
+        try:
+            found = [r[0] for r in db.execute("PRAGMA quick_check(3)").fetchall()]
+        finally:
+            db.close()
+        problem = None if found == ["ok"] else "; ".join(map(str, found))
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    if problem:
+        raise InputError(f"{path}: the {what} is damaged ({problem}); {advice}")
