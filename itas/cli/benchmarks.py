@@ -46,7 +46,9 @@ def show_command(
         f"file {src.file}" if src.file else None,
         f"package {src.package.module}:{src.package.path}" if src.package else None,
         (f"hub {src.hub.path}" + (f" ({src.hub.name})" if src.hub.name else "") + f" split {src.hub.split}")
-        if src.hub else None) if s]
+        if src.hub else None,
+        (f"loader {src.loader.name}(" + ", ".join(f"{k}={v}" for k, v in dict(src.loader.options).items()) + ")")
+        if getattr(src, "loader", None) else None) if s]
     ref = d.fields.reference if isinstance(d.fields.reference, str) else \
         ", ".join(f"{k}={v}" for k, v in d.fields.reference)
     options = ", ".join(f"{k}={v}" for k, v in d.scorer_options.items())

@@ -11,14 +11,18 @@
 | unit_test_evaluator | c when judged by a model, 0 when the tests are executed (code benchmarks) |
 | vote | 0 |
 | best_of_n | c |
+| augment_vote | augmentations x samples |
+| ttt | 1 (the training) + samples, x augmentations when it votes |
 """
 
 from itas.components import (  # noqa: F401  (importing registers them)
+    augment_vote,
     best_of_n,
     critic,
     fuser,
     generator,
     ranker,
+    ttt,
     unit_test_evaluator,
     unit_test_generator,
     verifier,

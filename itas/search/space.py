@@ -17,6 +17,8 @@ stages:                         # in order; each becomes zero or more layers
   - unit_tests: {optional: true, model: smollm2, n_tests: [3, 5]}
   - vote:     {optional: true}
   - best_of_n: {optional: true, model: smollm2, mode: best}
+  - augment_vote: {optional: true, augmentations: [4, 8]}          # grid tasks: generators vote over augmentations
+  - ttt: {optional: true, steps: [40, 80], rank: 16, learning_rate: 0.0003}   # grid tasks: test-time training
 constraints:
   max_calls_per_query: 32
   max_tokens_per_query: 40000
@@ -28,7 +30,9 @@ conditional choice is only suggested when its parent is chosen (``fuse.2.*`` onl
 ``critic.model`` only when ``critic.enabled``). A ``fuse`` stage builds, for each of its layers: a critic layer
 (when ``critic``), a ranker layer keeping ``top_k`` (when ``ranker``), and a layer of ``fusers`` fusers of one
 model (a model chosen per layer); ``final_fuser`` adds one last single fuser. ``unit_tests`` writes tests
-alongside the first layer and orders the candidates by tests passed at its position.
+alongside the first layer and orders the candidates by tests passed at its position. ``augment_vote`` and
+``ttt`` (grid tasks) turn the generators of the first layer into ``augment_vote`` or ``ttt`` components with the
+chosen parameters (both: ``ttt`` components that vote over augmentations).
 """
 
 from __future__ import annotations
@@ -53,6 +57,10 @@ STAGE_PARAMS: dict[str, dict[str, str]] = {
     "unit_tests": {"optional": "flag", "model": "model", "n_tests": "int", "max_tokens": "int"},
     "vote": {"optional": "flag"},
     "best_of_n": {"optional": "flag", "model": "model", "mode": "str", "max_tokens": "int"},
+    # grid tasks: these two turn the first layer's generators into augment_vote / ttt components
+    "augment_vote": {"optional": "flag", "augmentations": "int", "transforms": "str"},
+    "ttt": {"optional": "flag", "steps": "int", "rank": "int", "learning_rate": "float",
+            "train_augmentations": "int", "transforms": "str"},
 }
 REQUIRED = {"generate": ["models"], "critic": ["model"], "ranker": ["model"], "fuse": ["model"],
             "verifier": ["model"], "unit_tests": ["model"], "best_of_n": ["model"]}
@@ -170,6 +178,9 @@ class SearchSpace:
                 layers.append([{"type": "best_of_n", "model": _pick(trial, f"{st.name}.model", st.choice("model")),
                                 "mode": _pick(trial, f"{st.name}.mode", st.choice("mode", "best")),
                                 "max_tokens": mt("max_tokens")}])
+            elif st.kind in ("augment_vote", "ttt"):
+                chosen = {key: _pick(trial, f"{st.name}.{key}", ch) for key, ch in st.params.items()}
+                first[:] = _grid_generation(first, st.kind, chosen)
         return {"layers": [layer for layer in layers if layer]}
 
     def _fuse(self, trial: Any, st: Stage) -> list[list[dict]]:
@@ -202,6 +213,26 @@ class SearchSpace:
         return {"name": f"baseline-{model}", "layers": [[{
             "type": "generator", "model": model, "samples": 1, "temperature": self.baseline_temperature,
             "max_tokens": self.max_tokens}]]}
+
+
+def _grid_generation(first: list[dict], kind: str, chosen: dict) -> list[dict]:
+    """The first layer with its generators sampling under augmentations (``augment_vote``) or with a test-time
+    trained adapter (``ttt``); both stages together give ttt components that vote over augmentations. Each keeps
+    the generator's model, samples, temperature and max_tokens (a ``system`` prompt is not carried over)."""
+    out = []
+    for spec in first:
+        base = {k: spec[k] for k in ("model", "samples", "temperature", "max_tokens") if k in spec}
+        if kind == "augment_vote" and spec["type"] == "generator":
+            spec = {"type": "augment_vote", **base, **chosen}
+        elif kind == "augment_vote" and spec["type"] == "ttt":
+            spec = {**{k: v for k, v in chosen.items() if k == "transforms"}, **spec,
+                    "augmentations": chosen.get("augmentations", 4)}
+        elif kind == "ttt" and spec["type"] in ("generator", "augment_vote"):
+            voting = {"augmentations": spec["augmentations"]} if spec["type"] == "augment_vote" else {}
+            inherited = {"transforms": spec["transforms"]} if "transforms" in spec else {}
+            spec = {"type": "ttt", **base, **inherited, **voting, **chosen}
+        out.append(spec)
+    return out
 
 
 def _pick(trial: Any, name: str, choice: Choice) -> Any:
@@ -271,6 +302,12 @@ def _parse_stage(node: Node) -> Stage:
         for v in params.get("mode", Choice(("best",))).values:
             if v not in ("best", "worst"):
                 raise body.child("mode").error(f"'{v}' is not allowed; allowed: best, worst")
+    if kind in ("augment_vote", "ttt"):
+        from itas.arc.augment import TRANSFORMS
+
+        for v in params.get("transforms", Choice(("all",))).values:
+            if v not in TRANSFORMS:
+                raise body.child("transforms").error(f"'{v}' is not allowed; allowed: {', '.join(TRANSFORMS)}")
     if kind == "fuse":
         for v in params.get("layers", Choice((1,))).values:
             if not 0 <= v <= 8:
@@ -302,7 +339,8 @@ def _parse_choice(node: Node, kind: str) -> Choice:
 
 
 BENCHMARK_SPACES = {"gsm8k": "gsm8k", "math": "math", "math500": "math", "humaneval": "code",
-                    "humanevalplus": "code", "mbpp": "code"}
+                    "humanevalplus": "code", "mbpp": "code", "arc": "arc", "arc-agi-1": "arc", "arc-agi-2": "arc",
+                    "arc2": "arc", "arc-synthetic": "arc-synthetic"}
 
 
 def default_space_for(benchmark: str) -> str:

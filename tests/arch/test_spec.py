@@ -47,7 +47,7 @@ def test_name_defaults_to_the_file_name():
 @pytest.mark.parametrize("text,message", [
     ("layers: [[{type: fuzer, model: a}]]",
      r"arch.yaml: layers\[0\]\[0\]\.type: unknown component type 'fuzer'; did you mean 'fuser'\? Allowed: "
-     r"best_of_n, critic"),
+     r"augment_vote, best_of_n, critic"),
     ("layers: [[{type: generator, model: a}], [{type: fuser, model: a, temprature: 1}]]",
      r"layers\[1\]\[0\]\.temprature: unknown key 'temprature'; did you mean 'temperature'\?"),
     ("layers: [[{type: generator, model: a, samples: 0}]]", r"layers\[0\]\[0\]\.samples: 0 is too small"),

@@ -67,8 +67,11 @@ def study_trials(run: Path) -> list:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     cfg = json.loads((run / "config.json").read_text())
-    return optuna.load_study(study_name=cfg["study_name"], storage=f"sqlite:///{run / 'study.db'}").get_trials(
-        deepcopy=False)
+    try:
+        study = optuna.load_study(study_name=cfg["study_name"], storage=f"sqlite:///{run / 'study.db'}")
+    except KeyError:  # killed after study.db was created and before the study was written into it
+        return []
+    return study.get_trials(deepcopy=False)
 
 
 def cache_counts(path: Path) -> Counter:
