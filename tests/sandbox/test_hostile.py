@@ -98,7 +98,8 @@ def test_huge_allocation(bench, question):
     score = bench.score(question, solution("x = bytearray(1 << 40)"))
     assert score.value == 0 and "MemoryError" in score.detail
     score = bench.score(question, solution("x = []\nwhile True:\n    x.append(bytearray(10 ** 8))"))
-    assert score.value == 0 and score.status in ("wrong", "crashed")
+    # stopped either way: at the memory limit, or (on a loaded machine, zero-filling is slow) at the time limit
+    assert score.value == 0 and score.status in ("wrong", "crashed", "timeout")
 
 
 def test_reading_a_canary_in_the_home_directory(bench, question, canaries):
