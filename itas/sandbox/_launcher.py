@@ -156,14 +156,22 @@ def _kill_all(cfg, child_pid):
             time.sleep(0.01)
 
 
-def _reap_all():
+def _reap_all(program_pid=None):
+    """Reap every exited child without blocking; return the program's wait status if it was among them.
+
+    Orphans of the program are re-parented to the launcher (process 1 of the namespace), so ``waitpid(-1)`` may
+    also reap the program itself when it exits at that moment; its status must not be lost.
+    """
+    program_status = None
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            return program_status
         if pid == 0:
-            return
+            return program_status
+        if pid == program_pid:
+            program_status = status
 
 
 def main():
@@ -195,7 +203,9 @@ def main():
             _, wait_status = os.waitpid(pid, 0)
             break
         if cfg["mode"] == "namespaces":
-            _reap_all()  # orphans of the program are re-parented to us
+            wait_status = _reap_all(pid)  # orphans of the program are re-parented to us
+            if wait_status is not None:
+                break
     duration = time.monotonic() - start
     _kill_all(cfg, pid)
     if wait_status is None:
