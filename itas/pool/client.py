@@ -1,7 +1,8 @@
 """The async client: every model call of itas goes through ``Pool.generate``.
 
-One ``AsyncOpenAI`` per endpoint over one shared HTTP connection pool; a semaphore per endpoint (its
-concurrency limit); a call goes to the replica with the fewest requests in flight; one retry policy for
+One aiohttp session per endpoint (its own keep-alive connection pool, as large as the endpoint's concurrency
+limit) that posts the OpenAI chat completion requests itself: the SDK's request and response machinery cost
+several times the CPU of the HTTP exchange. A semaphore per endpoint (its concurrency limit); a call goes to the replica with the fewest requests in flight; one retry policy for
 every call (exponential backoff on 5xx, timeouts, dropped connections and malformed bodies; 429 waits for
 Retry-After); typed errors. Samples are read from the call cache first, and only the missing ones are asked
 for, in one request with ``n`` where the server allows it and in separate requests where it refuses ``n`` or
@@ -11,13 +12,15 @@ returns fewer choices. Concurrent requests for the same sample wait for one anot
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
-import openai
+import yarl
 
 from itas.errors import CallError, CallRefusedError, ConfigError
 from itas.pool.cache import CallCache, request_key
@@ -56,7 +59,7 @@ class PoolStats:
 
 
 class _EndpointState:
-    def __init__(self, model: ModelSpec, endpoint: Endpoint, http: httpx.AsyncClient, timeout: float):
+    def __init__(self, model: ModelSpec, endpoint: Endpoint, timeout: float):
         self.endpoint = endpoint
         self.semaphore = asyncio.Semaphore(endpoint.max_concurrency)
         self.pending = 0  # waiting for the semaphore or at the server
@@ -68,8 +71,42 @@ class _EndpointState:
             if not api_key:
                 raise ConfigError(f"environment variable {model.api_key_env} is not set (the API key of model "
                                   f"'{model.name}')", key=f"models.{model.name}.api_key_env")
-        self.client = openai.AsyncOpenAI(base_url=endpoint.url, api_key=api_key, max_retries=0, timeout=timeout,
-                                         http_client=http)
+        self.api_key = api_key
+        self.chat_url = yarl.URL(endpoint.url.rstrip("/") + "/chat/completions")
+        self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json",
+                        "Accept": "application/json", "User-Agent": "itas"}
+        # a timeout per connect and per read (no total: a long generation may take its time), as the SDK had
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=timeout, sock_read=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The endpoint's session, opened on first use in the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop or self._session.closed:
+            # keep-alive shorter than uvicorn's 5 s (vLLM's server), so that an idle connection is not reused
+            # just as the server closes it
+            connector = aiohttp.TCPConnector(limit=self.endpoint.max_concurrency, limit_per_host=0,
+                                             keepalive_timeout=4.0)
+            self._session = aiohttp.ClientSession(connector=connector, headers=self.headers, timeout=self.timeout,
+                                                  cookie_jar=aiohttp.DummyCookieJar(),
+                                                  skip_auto_headers=("Accept-Encoding",), auto_decompress=True)
+            self._loop = loop
+        return self._session
+
+    async def post(self, payload: bytes) -> tuple[int, object, bytes]:
+        """POST a chat completion request: (status, headers, body). Raises aiohttp's errors and TimeoutError
+        for timeouts, refused or dropped connections and truncated bodies."""
+        async with self.session().post(self.chat_url, data=payload, allow_redirects=False) as resp:
+            return resp.status, resp.headers, await resp.read()
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            try:
+                await session.close()
+            except RuntimeError:  # opened in an event loop that is gone
+                pass
 
 
 class Pool:
@@ -86,18 +123,12 @@ class Pool:
         self._rng = random.Random(seed)
         total = sum(e.max_concurrency for m in config.models for e in m.endpoints) or 100
         limits = httpx.Limits(max_connections=total + 16, max_keepalive_connections=total + 16)
-        # the HTTP transport of the calls: aiohttp (through openai's own adapter) costs a quarter of httpx's CPU
-        # per call at thousands of requests in flight; plain httpx where aiohttp is not installed
-        try:
-            self._calls_http = openai.DefaultAioHttpClient(limits=limits, timeout=timeout)
-        except RuntimeError:
-            self._calls_http = openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout)
         self._http = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout, connect=30.0))  # pooling API
         self._endpoints: dict[str, list[_EndpointState]] = {}
         for m in config.models:
             if not m.endpoints:
                 continue
-            self._endpoints[m.name] = [_EndpointState(m, e, self._calls_http, timeout) for e in m.endpoints]
+            self._endpoints[m.name] = [_EndpointState(m, e, timeout) for e in m.endpoints]
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
 
     async def __aenter__(self) -> Pool:
@@ -107,7 +138,9 @@ class Pool:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._calls_http.aclose()
+        for states in self._endpoints.values():
+            for ep in states:
+                await ep.aclose()
         await self._http.aclose()
 
     # ---- public -----------------------------------------------------------------------------------
@@ -180,7 +213,7 @@ class Pool:
                 async with ep.semaphore:
                     self.stats.requests_sent += 1
                     r = await self._http.post(base + "/pooling", json=body,
-                                              headers={"Authorization": f"Bearer {ep.client.api_key}"})
+                                              headers={"Authorization": f"Bearer {ep.api_key}"})
                 if r.status_code >= 500 or r.status_code == 429:
                     raise httpx.HTTPStatusError(f"HTTP {r.status_code}", request=r.request, response=r)
                 if r.status_code != 200:
@@ -250,6 +283,7 @@ class Pool:
         if params.seed is not None:
             body["seed"] = params.seed + indices[0]
         attempt = 0
+        payload = _encode(body)
         ep.pending += 1
         try:
             while True:
@@ -260,55 +294,55 @@ class Pool:
                         self.stats.requests_sent += 1
                         t0 = time.perf_counter()
                         try:
-                            # the raw endpoint: the SDK's errors, retries off, and no per-call model building
-                            resp = await ep.client.post("/chat/completions", body=_wire(body), cast_to=object)
+                            status, headers, raw = await ep.post(payload)
                         finally:
                             self.stats.in_flight -= 1
                         duration = time.perf_counter() - t0
-                    return self._parse(spec, ep, resp, indices, n, duration, params.max_tokens)
-                except openai.BadRequestError as exc:
-                    if "return_token_ids" in body.get("extra_body", {}):
-                        # a server that does not know return_token_ids: usage is split by text length instead
-                        ep.token_ids = False
-                        body["extra_body"].pop("return_token_ids")
-                        if not body["extra_body"]:
-                            body.pop("extra_body")
-                        attempt -= 1
-                        continue
-                    if n > 1:
-                        # a server that refuses n: remember it, and ask for one sample at a time from now on
-                        ep.supports_n = False
-                        self.stats.n_fallbacks += 1
-                        n = 1
-                        body.pop("n", None)
-                        attempt -= 1
-                        continue
-                    self.stats.failures += 1
-                    raise CallRefusedError(f"request refused (HTTP 400): {_short(exc)}", endpoint=ep.endpoint.url,
-                                           status=400) from None
-                except openai.APIStatusError as exc:
-                    status = exc.status_code
+                    if 200 <= status < 300:
+                        return self._parse(spec, ep, json.loads(raw), indices, n, duration, params.max_tokens)
+                    if status == 400:
+                        if "return_token_ids" in body.get("extra_body", {}):
+                            # a server that does not know return_token_ids: usage is split by text length instead
+                            ep.token_ids = False
+                            body["extra_body"].pop("return_token_ids")
+                            if not body["extra_body"]:
+                                body.pop("extra_body")
+                            payload = _encode(body)
+                            attempt -= 1
+                            continue
+                        if n > 1:
+                            # a server that refuses n: remember it, and ask for one sample at a time from now on
+                            ep.supports_n = False
+                            self.stats.n_fallbacks += 1
+                            n = 1
+                            body.pop("n", None)
+                            payload = _encode(body)
+                            attempt -= 1
+                            continue
+                        self.stats.failures += 1
+                        raise CallRefusedError(f"request refused (HTTP 400): {_status_text(status, raw)}",
+                                               endpoint=ep.endpoint.url, status=400)
                     retryable = status >= 500 or status in (408, 409, 429)
                     if not retryable or attempt >= self.retry.max_attempts:
                         self.stats.failures += 1
                         err = CallError if retryable else CallRefusedError
-                        raise err(f"HTTP {status} after {attempt} attempt(s): {_short(exc)}",
-                                  endpoint=ep.endpoint.url, status=status) from None
+                        raise err(f"HTTP {status} after {attempt} attempt(s): {_status_text(status, raw)}",
+                                  endpoint=ep.endpoint.url, status=status)
                     delay = self.retry.backoff(attempt, self._rng)
                     if status == 429:
-                        after = _retry_after(exc.response)
+                        after = _retry_after(headers)
                         if after is not None:
                             if after > self.retry.max_retry_after:
                                 self.stats.failures += 1
                                 raise CallError(f"HTTP 429 asks to wait {after:.0f} s, more than the "
                                                 f"{self.retry.max_retry_after:.0f} s allowed",
-                                                endpoint=ep.endpoint.url, status=429) from None
+                                                endpoint=ep.endpoint.url, status=429)
                             delay = after
-                except (openai.APIConnectionError, openai.APIResponseValidationError, ValueError) as exc:
+                except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
                     # timeouts, refused or dropped connections, truncated or malformed bodies
                     if attempt >= self.retry.max_attempts:
                         self.stats.failures += 1
-                        raise CallError(f"{type(exc).__name__} after {attempt} attempt(s): {_short(exc)}",
+                        raise CallError(f"{type(exc).__name__} after {attempt} attempt(s): {_describe(exc)}",
                                         endpoint=ep.endpoint.url) from None
                     delay = self.retry.backoff(attempt, self._rng)
                 self.stats.retries += 1
@@ -361,6 +395,11 @@ def _wire(body: dict) -> dict:
     return out
 
 
+def _encode(body: dict) -> bytes:
+    """The request's JSON: the body with ``extra_body`` merged in, as the OpenAI SDK sends it."""
+    return json.dumps(_wire(body)).encode()
+
+
 def _split_usage(total: int, texts: list[str], finish: list[str | None], max_tokens: int) -> list[int]:
     """Per-choice completion tokens when the server reports only the total: a choice cut at the length limit
     used exactly ``max_tokens``; the rest is split in proportion to text length, none above ``max_tokens``."""
@@ -386,10 +425,11 @@ def _apportion(total: int, weights: list[int]) -> list[int]:
     return base
 
 
-def _retry_after(response: httpx.Response | None) -> float | None:
-    if response is None:
+def _retry_after(headers) -> float | None:
+    """Seconds a ``Retry-After`` header (seconds or an HTTP date) asks to wait; None without a usable one."""
+    if headers is None:
         return None
-    value = response.headers.get("retry-after")
+    value = headers.get("retry-after")
     if value is None:
         return None
     try:
@@ -403,6 +443,19 @@ def _retry_after(response: httpx.Response | None) -> float | None:
             return None
 
 
-def _short(exc: Exception) -> str:
+def _status_text(status: int, raw: bytes) -> str:
+    """An error answer, for messages: its status and the start of its body (the server's error message)."""
+    text = raw[:400].decode("utf-8", errors="replace")
+    return _short(f"Error code: {status} - {text}")
+
+
+def _describe(exc: BaseException) -> str:
+    text = _short(exc)
+    if not text and isinstance(exc, TimeoutError):
+        return "the request timed out"
+    return text or type(exc).__name__
+
+
+def _short(exc: BaseException | str) -> str:
     text = str(exc).replace("\n", " ")
     return text[:200]
