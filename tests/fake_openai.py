@@ -6,6 +6,11 @@ per request (then ``server.default``): ``"ok"``, ``("status", 500)``, ``("429", 
 JSON body), ``"refuse_n"`` (HTTP 400 when n > 1), ``("fewer", m)`` (return at most m choices).
 ``server.requests`` records every request body. As a script (``python -m tests.fake_openai --port P``) it
 serves ``"ok"`` forever, which is what a managed-serving test needs.
+
+LoRA as vLLM does it: with ``lora_runtime`` (as a script: ``--enable-lora`` and the environment variable
+``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``, as vLLM needs both) ``POST /v1/load_lora_adapter`` and
+``/v1/unload_lora_adapter`` answer 200, else 404. ``GET /lora`` says how it was started (``runtime``,
+``max_rank``, ``max_loras``, ``argv``) and which adapters are loaded.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ class FakeOpenAI:
         self.lock = threading.Lock()
         self.refuse_n_always = False
         self.active = 0  # requests being answered right now
+        self.lora_runtime = False
+        self.lora_info: dict = {}
+        self.loaded: set[str] = set()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,6 +47,10 @@ class FakeOpenAI:
                 if self.path == "/log":  # the request log, for tests that run this server in a subprocess
                     with outer.lock:
                         return self._json(200, list(outer.requests))
+                if self.path == "/lora":
+                    with outer.lock:
+                        return self._json(200, {"runtime": outer.lora_runtime, **outer.lora_info,
+                                                "loaded": sorted(outer.loaded)})
                 if self.path.rstrip("/").endswith("/models"):
                     self._json(200, {"object": "list", "data": [{"id": outer.model, "object": "model"}]})
                 else:
@@ -47,6 +59,14 @@ class FakeOpenAI:
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                route = self.path.rstrip("/").rsplit("/", 1)[-1]
+                if route in ("load_lora_adapter", "unload_lora_adapter"):
+                    if not outer.lora_runtime:
+                        return self._json(404, {"detail": "Not Found"})
+                    with outer.lock:
+                        (outer.loaded.add if route == "load_lora_adapter" else outer.loaded.discard)(
+                            str(body.get("lora_name")))
+                    return self._json(200, {"detail": "Success"})
                 with outer.lock:
                     outer.requests.append(body)
                     seq = len(outer.requests)
@@ -125,8 +145,18 @@ if __name__ == "__main__":
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--model", default="fake-model")
     ap.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
+    ap.add_argument("--enable-lora", action="store_true")
+    ap.add_argument("--max-lora-rank", type=int, default=16)
+    ap.add_argument("--max-loras", type=int, default=1)
     a = ap.parse_args()
     server = FakeOpenAI(model=a.model, port=a.port)
+    import os
+    import sys
+
+    runtime = os.environ.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "").lower() in ("1", "true")
+    server.lora_runtime = a.enable_lora and runtime
+    server.lora_info = {"enable_lora": a.enable_lora, "max_rank": a.max_lora_rank, "max_loras": a.max_loras,
+                        "env": runtime, "argv": sys.argv[1:]}
     if a.delay:
         server.default = ("sleep", a.delay)
     server.httpd.serve_forever()

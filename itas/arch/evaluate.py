@@ -87,11 +87,13 @@ async def evaluate(request: RunRequest, *, report: Callable[[str], None] | None 
     from itas.benchmarks import load_benchmark
     from itas.pool.config import load_pool
     from itas.pool.session import open_pool
+    from itas.ttt.lora import lora_for_architectures
 
     report = report or (lambda _: None)
     arch = load_architecture(request.arch, model_map=request.model_map, report=report)
     pool_config = load_pool(request.pool)
     arch.check_models(pool_config)  # before any server starts
+    lora = lora_for_architectures(pool_config, [arch])  # the models whose servers load ttt adapters
     bench = load_benchmark(request.benchmark, data_dir=request.data_dir)
     questions = bench.subset(request.limit, request.seed) if request.limit else bench.questions()
     if not questions:
@@ -106,7 +108,7 @@ async def evaluate(request: RunRequest, *, report: Callable[[str], None] | None 
     out_dir = request.out or default_out_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = request.cache or out_dir / "calls.sqlite"
-    async with open_pool(pool_config.only(arch.models), cache=cache, report=report) as pool:
+    async with open_pool(pool_config.only(arch.models), cache=cache, report=report, lora=lora) as pool:
         result = await run_architecture(arch, bench, questions, pool, on_call=on_call, on_question=on_question)
     run_info = {"benchmark": bench.name, "kind": bench.kind, "limit": request.limit, "seed": request.seed,
                 "question_ids": [str(q.id) for q in questions], "pool": pool_config.source,
@@ -125,6 +127,7 @@ async def evaluate_trial(request: TrialRunRequest, *, report: Callable[[str], No
     from itas.pool.config import load_pool
     from itas.pool.session import open_pool
     from itas.report.source import cache_path_of, load_run, pool_config_of
+    from itas.ttt.lora import lora_for_architectures
 
     report = report or (lambda _: None)
     run = load_run(request.run_dir)
@@ -146,6 +149,7 @@ async def evaluate_trial(request: TrialRunRequest, *, report: Callable[[str], No
                f"instead of {trial.fingerprint}); cached calls may not all match")
     pool_config = load_pool(request.pool) if request.pool else pool_config_of(Path(request.run_dir))
     arch.check_models(pool_config)  # before any server starts
+    lora = lora_for_architectures(pool_config, [arch])
     bench = load_benchmark(run.benchmark, data_dir=request.data_dir or run.config.get("data_dir"))
     ids = run.question_ids()
     if not ids:
@@ -161,7 +165,7 @@ async def evaluate_trial(request: TrialRunRequest, *, report: Callable[[str], No
     out_dir = request.out or default_out_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     async with open_pool(pool_config.only(arch.models), cache=cache, report=report,
-                         timeout=float(run.config.get("timeout") or 600.0)) as pool:
+                         timeout=float(run.config.get("timeout") or 600.0), lora=lora) as pool:
         result = await run_architecture(arch, bench, questions, pool, on_call=on_call, on_question=on_question)
     m = result.metrics()
     reported = {"trial": trial.number, "asked": asked.number, "metrics": dict(trial.metrics),

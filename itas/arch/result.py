@@ -6,7 +6,9 @@ the sum over layers of the slowest component's path, where a component's path is
 of calls (calls of one chain ran one after another: a verifier's reasoning then verdict), and each call's
 time is the pool's modelled latency (``Pool.call_latency``). The measured wall time of each query (first call
 to final state, scoring excluded) is recorded too. Cost is the sum of ``Pool.cost`` over the calls (money
-for a priced pool, else tokens); cached calls count at their recorded tokens.
+for a priced pool, else tokens); cached calls count at their recorded tokens. Of these, the share of test-time
+training (calls of kind ``train``) is kept apart: its cost, and what it adds to the critical path (the path
+with the training calls less the path without them).
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ def critical_path(calls: Iterable[CallRecord]) -> float:
     for (layer, _), t in components.items():
         layers[layer] = max(layers[layer], t)
     return sum(layers.values())
+
+
+def training_latency(calls: Sequence[CallRecord]) -> float:
+    """Seconds of the critical path that test-time training (calls of kind ``train``) accounts for."""
+    if not any(c.kind == "train" for c in calls):
+        return 0.0
+    return critical_path(calls) - critical_path(c for c in calls if c.kind != "train")
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,16 @@ class QuestionRecord:
     @property
     def completion_tokens(self) -> int:
         return sum(c.completion_tokens for c in self.calls)
+
+    @property
+    def train_cost(self) -> float:
+        """The cost of its test-time training calls (kind ``train``)."""
+        return sum(c.cost for c in self.calls if c.kind == "train")
+
+    @property
+    def train_latency(self) -> float:
+        """What test-time training adds to the critical path: the path with and without the training calls."""
+        return training_latency(self.calls)
 
     def layer_calls(self, layer: int) -> list[CallRecord]:
         return [c for c in self.calls if c.layer == layer]
@@ -106,9 +125,19 @@ class RunMetrics:
     fallbacks_by_kind: dict[str, int]
     truncations: int
     cost_unit: str
+    train_cost_per_query: float = 0.0  # of cost_per_query: test-time training
+    train_latency_per_query: float = 0.0  # mean seconds of the critical path spent training
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def training(self) -> dict[str, float]:
+        """Test-time training's share (``train_cost_per_query``, ``train_latency_per_query``), when there was
+        any: what a search stores with a trial's metrics for ``itas report``."""
+        if not (self.train_cost_per_query or self.train_latency_per_query):
+            return {}
+        return {"train_cost_per_query": self.train_cost_per_query,
+                "train_latency_per_query": self.train_latency_per_query}
 
 
 @dataclass(frozen=True)
@@ -140,7 +169,9 @@ class RunResult:
             total_cost=sum(q.cost for q in qs), total_calls=sum(q.n_calls for q in qs),
             cached_calls=sum(c.cached for q in qs for c in q.calls),
             fallbacks=sum(fallbacks.values()), fallbacks_by_kind=dict(sorted(fallbacks.items())),
-            truncations=sum(q.truncations for q in qs), cost_unit=self.cost_unit)
+            truncations=sum(q.truncations for q in qs), cost_unit=self.cost_unit,
+            train_cost_per_query=_mean(q.train_cost for q in done),
+            train_latency_per_query=_mean(q.train_latency for q in done))
 
     def to_dict(self, *, questions: bool = True) -> dict:
         out = {"architecture": self.architecture, "benchmark": self.benchmark, "elapsed": self.elapsed,

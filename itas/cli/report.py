@@ -109,7 +109,7 @@ def _show_files(files) -> None:
 def _show(rr) -> None:
     from rich.table import Table
 
-    from itas.report.render import best_lines, headline, pick_line, rows_of, table_cells
+    from itas.report.render import best_lines, headline, pick_line, rows_of, table_cells, ttt_section
 
     rows = rows_of(rr)
     table = Table(title=headline(rr), title_justify="left", show_lines=False)
@@ -131,6 +131,12 @@ def _show(rr) -> None:
     p = pick_line(rr)
     if p:
         console.print(f"[bold]{p}[/bold]", highlight=False)
+    ttt = ttt_section(rr)
+    if ttt:
+        console.print("[bold]test-time training[/bold] (training's share of cost and latency per query; each ttt "
+                      "architecture against the same one without ttt, when evaluated):", highlight=False)
+        for line in ttt:
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -15,10 +15,19 @@ models:
       args: ["{python}", "-m", "vllm.entrypoints.openai.api_server", "--port", "{port}", ...]
       env: {VLLM_CPU_KVCACHE_SPACE: "2"}
       ready_timeout: 600
+      lora: {max_rank: 16, max_loras: 4}  # optional: how to serve LoRA adapters (test-time training)
 ```
 
 In `serve.args` and `serve.env`, `{python}` is the serving environment's interpreter, `{models_dir}` the
 prepared-models folder, `{port}` a free port chosen at start.
+
+`serve.lora` says how the server loads LoRA adapters at runtime, which the ``ttt`` component needs. It is
+applied only when a run needs adapters of that model (a search space with a ``ttt`` stage that uses it, an
+architecture with a ``ttt`` component on it, ``itas pool up --lora``), since LoRA slows base generation by
+30-40% on the CPU: the server then gets ``--enable-lora --max-lora-rank R --max-loras N`` and the environment
+variable ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (see ``itas.pool.serving.server_command``). ``max_rank``
+(vLLM allows 1, 8, 16, 32, 64, 128, 256, 320, 512) must be at least the rank of every adapter trained;
+``max_loras`` is how many adapters one batch may use (default 4).
 """
 
 from __future__ import annotations
@@ -48,16 +57,55 @@ class Endpoint:
     max_concurrency: int
 
 
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vLLM's allowed --max-lora-rank values
+LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """How a managed server serves LoRA adapters, when a run needs them (``serve.lora``)."""
+
+    max_rank: int = 16
+    max_loras: int = 4
+
+    def to_dict(self) -> dict:
+        return {"max_rank": self.max_rank, "max_loras": self.max_loras}
+
+
 @dataclass(frozen=True)
 class ServeSpec:
     args: tuple[str, ...]
     env: tuple[tuple[str, str], ...] = ()
     replicas: int = 1
     ready_timeout: float = 600.0
+    lora: LoraSpec | None = None
 
     def spec_hash(self, model_name: str) -> str:
+        """Identifies the server's command line (not its LoRA settings: a record says whether LoRA is on)."""
         blob = json.dumps([model_name, self.args, self.env], sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def lora_in_args(self) -> LoraSpec | None:
+        """LoRA settings written into ``args`` by hand (``--enable-lora`` ...): such a server always has LoRA."""
+        args = list(self.args)
+        if "--enable-lora" not in args:
+            return None
+
+        def value(flag: str, default: int) -> int:
+            for i, a in enumerate(args):
+                if a == flag and i + 1 < len(args) and str(args[i + 1]).isdigit():
+                    return int(args[i + 1])
+                if a.startswith(flag + "=") and a.split("=", 1)[1].isdigit():
+                    return int(a.split("=", 1)[1])
+            return default
+
+        return LoraSpec(max_rank=value("--max-lora-rank", 16), max_loras=value("--max-loras", 1))
+
+    @property
+    def lora_available(self) -> LoraSpec | None:
+        """The LoRA settings a server of this spec runs with when a run needs adapters (None: it cannot)."""
+        return self.lora_in_args or self.lora
 
 
 @dataclass(frozen=True)
@@ -144,6 +192,8 @@ class PoolConfig:
             if m.serve:
                 d["serve"] = {"args": list(m.serve.args), "env": dict(m.serve.env), "replicas": m.serve.replicas,
                               "ready_timeout": m.serve.ready_timeout}
+                if m.serve.lora is not None:
+                    d["serve"]["lora"] = m.serve.lora.to_dict()
             if not m.supports_n:
                 d["supports_n"] = False
             out["models"][m.name] = d
@@ -200,7 +250,8 @@ def _parse_model(name: str, node: Node) -> ModelSpec:
             endpoints.append(Endpoint(url=url.rstrip("/"), max_concurrency=conc))
     serve = None
     if node.has("serve"):
-        s = node.child("serve").mapping(allowed=["args", "env", "replicas", "ready_timeout"], required=["args"])
+        s = node.child("serve").mapping(allowed=["args", "env", "replicas", "ready_timeout", "lora"],
+                                        required=["args"])
         args = [a.value for a in s.child("args").list(min_len=1)]
         for i, a in enumerate(args):
             if not isinstance(a, (str, int, float)) or isinstance(a, bool):
@@ -218,6 +269,7 @@ def _parse_model(name: str, node: Node) -> ModelSpec:
             env=tuple(sorted(env.items())),
             replicas=s.child("replicas").int(min=1, max=16) if s.has("replicas") else 1,
             ready_timeout=s.child("ready_timeout").float(min=1) if s.has("ready_timeout") else 600.0,
+            lora=_parse_lora(s.child("lora")) if s.has("lora") else None,
         )
     if serve and endpoints:
         raise node.error("give either 'endpoints' (servers you run) or 'serve' (itas starts them), not both")
@@ -227,6 +279,18 @@ def _parse_model(name: str, node: Node) -> ModelSpec:
     return ModelSpec(name=name, model=model, context_length=context_length, max_concurrency=max_conc,
                      endpoints=tuple(endpoints), api_key_env=api_key_env, price=price, serve=serve,
                      supports_n=supports_n)
+
+
+def _parse_lora(node: Node) -> LoraSpec:
+    node.mapping(allowed=["max_rank", "max_loras"])
+    rank = LoraSpec.max_rank
+    if node.has("max_rank"):
+        r = node.child("max_rank")
+        rank = r.int()
+        if rank not in LORA_RANKS:
+            raise r.error(f"{rank} is not a LoRA rank vLLM serves; allowed: {', '.join(map(str, LORA_RANKS))}")
+    loras = node.child("max_loras").int(min=1, max=256) if node.has("max_loras") else LoraSpec.max_loras
+    return LoraSpec(max_rank=rank, max_loras=loras)
 
 
 def load_pool(path: str | Path | None = None) -> PoolConfig:

@@ -5,6 +5,15 @@ so that it stops itself when its owner dies and nobody adopts it. Every server i
 (``ITAS_HOME/state/servers.json``). Readiness is checked through the API (``GET /v1/models`` lists the served
 model id), not by reading logs. Once ready, a short calibration on the idle server fits the model's latency
 model, which is stored with the record.
+
+**LoRA.** A server gets LoRA (``server_command``: ``--enable-lora --max-lora-rank R --max-loras N`` and
+``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``, from the model's ``serve.lora``) only when the run needs adapters of
+that model (``lora``: the model names, see ``itas.ttt.lora``), since LoRA slows base generation by 30-40% on the
+CPU. The record says whether LoRA is on (``"lora": {"max_rank", "max_loras"}`` or null). A run that needs LoRA
+and finds its model's server running without it restarts the server with LoRA when the server is its own to
+restart (started by this command, or left by a process that died; for ``itas pool up --lora``, a server of an
+earlier ``itas pool up``); otherwise it stops with a one-line error saying what to do. A server with LoRA on is
+used as it is by runs that do not need it.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +35,7 @@ import httpx
 from itas.errors import ServingError
 from itas.paths import models_dir, serving_python, state_dir
 from itas.pool import state
-from itas.pool.config import ModelSpec, PoolConfig
+from itas.pool.config import LORA_ENV, ModelSpec, PoolConfig
 from itas.pool.latency import LatencyModel, fit
 
 Report = Callable[[str], None]
@@ -136,14 +145,21 @@ class RunningPool:
 
 
 def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _quiet,
-               calibrate: bool = True) -> RunningPool:
+               calibrate: bool = True, lora: Collection[str] = ()) -> RunningPool:
     """Start (or adopt) the servers of every managed model of ``config``.
 
     ``detached`` servers (``itas pool up``) have no owner and run until ``itas pool down``; otherwise this
-    process owns them, and the caller stops them (``RunningPool.stop``) when it is done.
+    process owns them, and the caller stops them (``RunningPool.stop``) when it is done. ``lora``: the models
+    whose servers must load LoRA adapters (see the module's docstring).
     """
     managed = [m for m in config.models if m.managed]
     wanted = {m.serve.spec_hash(m.name): m for m in managed}
+    need_lora = {m.name for m in managed if m.name in set(lora)}
+    for m in managed:
+        if m.name in need_lora and m.serve.lora_available is None:
+            raise ServingError(f"model '{m.name}' needs LoRA adapters (test-time training), but its serve section "
+                               f"has no 'lora'; add lora: {{max_rank: 16, max_loras: 4}} under models.{m.name}.serve "
+                               f"of {config.source}")
     reap_orphans(keep=lambda r: r.get("spec") in wanted, report=report)
     endpoints: dict[str, list[str]] = {}
     latency: dict[str, LatencyModel] = {}
@@ -154,31 +170,49 @@ def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _
         with state.locked() as records:
             for m in managed:
                 h = m.serve.spec_hash(m.name)
-                mine = [r for r in records if r.get("spec") == h]
-                for rec in mine[: m.serve.replicas]:
+                want = m.name in need_lora
+                usable: list[dict] = []
+                for rec in [r for r in records if r.get("spec") == h]:
+                    if len(usable) >= m.serve.replicas:
+                        break
+                    if want and not record_has_lora(rec, m):
+                        blocker = _not_ours_to_restart(rec, detached)
+                        if blocker:
+                            raise ServingError(
+                                f"model '{m.name}': its server on port {rec['port']} ({blocker}) runs without LoRA, "
+                                f"which test-time training needs; {_lora_fix(rec)}")
+                        report(f"restarting {m.name} (port {rec['port']}) with LoRA: test-time training needs it")
+                        stop_record(rec)
+                        records.remove(rec)
+                        continue
+                    usable.append(rec)
+                for rec in usable:
                     if rec.get("owner") == state.me():
                         reused.append(rec)  # already owned by this process (another open pool): not ours to stop
                     elif rec.get("owner") is None and not detached:
                         reused.append(rec)
-                        report(f"using {m.name} on port {rec['port']} (started by itas pool up)")
+                        report(f"using {m.name} on port {rec['port']} (started by itas pool up"
+                               f"{', with LoRA' if rec.get('lora') else ''})")
                     else:
                         if rec.get("owner") is not None and not state.owner_alive(rec):
                             report(f"adopting {m.name} on port {rec['port']} (its owner died)")
                         rec["owner"] = None if detached else state.me()
                         (reused if detached else started).append(rec)
-                for _ in range(m.serve.replicas - min(len(mine), m.serve.replicas)):
-                    rec, proc = _spawn(m, detached)
+                for _ in range(m.serve.replicas - len(usable)):
+                    rec, proc = _spawn(m, detached, lora=want)
                     records.append(rec)
                     started.append(rec)
                     pending.append((m, rec, proc))
-                    report(f"starting {m.name} on port {rec['port']} (log: {rec['log']})")
+                    report(f"starting {m.name} on port {rec['port']}{' with LoRA' if rec.get('lora') else ''} "
+                           f"(log: {rec['log']})")
         for m, rec, proc in pending:
             _wait_ready(m, rec, proc, report)
         for rec in started + reused:
             endpoints.setdefault(rec["model"], []).append(rec["url"])
         if calibrate:
             for m in managed:
-                latency[m.name] = _calibrated(m, endpoints[m.name][0], report)
+                first = next(r for r in started + reused if r["model"] == m.name)
+                latency[m.name] = _calibrated(m, first, report)
     except BaseException:
         for _, rec, _ in pending:
             stop_record(rec)
@@ -189,7 +223,58 @@ def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _
     return RunningPool(config=config.with_endpoints(endpoints), latency=latency, started=started, reused=reused)
 
 
-def _spawn(m: ModelSpec, detached: bool) -> tuple[dict, subprocess.Popen]:
+def record_has_lora(rec: dict, m: ModelSpec) -> bool:
+    """The recorded server loads LoRA adapters at runtime, up to the rank the model's pool entry asks for."""
+    on = rec.get("lora")
+    wanted = m.serve.lora_available if m.serve else None
+    if not isinstance(on, dict) or wanted is None:
+        return False
+    return int(on.get("max_rank") or 0) >= wanted.max_rank
+
+
+def _not_ours_to_restart(rec: dict, detached: bool) -> str | None:
+    """Why this process may not stop the recorded server to restart it (None: it may)."""
+    owner = rec.get("owner")
+    if owner is None:
+        return None if detached else "started by itas pool up"
+    if owner == state.me():
+        return "in use by this process"
+    if state.owner_alive(rec):
+        return f"in use by itas process {owner.get('pid')}"
+    return None
+
+
+def _lora_fix(rec: dict) -> str:
+    if rec.get("owner") is None:
+        return ("restart it with LoRA: itas pool down, then itas pool up --lora (or only itas pool down, and this "
+                "command starts its own servers)")
+    return "run this again once that process has finished, or stop it first"
+
+
+def server_command(m: ModelSpec, port: int, *, lora: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The argument list and the environment variables (added to this process's) of a server of ``m`` on
+    ``port``; with ``lora``, the LoRA flags of ``serve.lora`` and runtime adapter loading."""
+    args = [expand(a, port) for a in m.serve.args]
+    env = {k: expand(v, port) for k, v in m.serve.env}
+    if lora:
+        spec = m.serve.lora_available
+        if spec is None:
+            raise ServingError(f"model '{m.name}' has no serve.lora settings, so its server cannot load adapters")
+        if m.serve.lora_in_args is None:
+            args += ["--enable-lora", "--max-lora-rank", str(spec.max_rank), "--max-loras", str(spec.max_loras)]
+        env[LORA_ENV] = "True"
+    return args, env
+
+
+def _lora_record(m: ModelSpec, args: list[str], env: dict[str, str]) -> dict | None:
+    """What the record says about LoRA: the settings when the server loads adapters at runtime, else None."""
+    spec = m.serve.lora_available if "--enable-lora" in args else None
+    if spec is None or str(env.get(LORA_ENV, "")).lower() not in ("1", "true"):
+        return None
+    return spec.to_dict()
+
+
+def _spawn(m: ModelSpec, detached: bool, lora: bool = False) -> tuple[dict, subprocess.Popen]:
     py = serving_python()
     if "{python}" in " ".join(m.serve.args) and not py.exists():
         raise ServingError(f"the serving environment is not prepared ({py} is missing); run: itas models prepare")
@@ -198,8 +283,8 @@ def _spawn(m: ModelSpec, detached: bool) -> tuple[dict, subprocess.Popen]:
     logs.mkdir(parents=True, exist_ok=True)
     rec_id = uuid.uuid4().hex[:12]
     log = logs / f"{m.name}-{port}-{rec_id}.log"
-    args = [expand(a, port) for a in m.serve.args]
-    env = {**os.environ, **{k: expand(v, port) for k, v in m.serve.env}}
+    args, extra_env = server_command(m, port, lora=lora)
+    env = {**os.environ, **extra_env}
     cmd = [sys.executable, "-m", "itas.pool.watchdog", rec_id, str(log), "--", *args]
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -207,6 +292,7 @@ def _spawn(m: ModelSpec, detached: bool) -> tuple[dict, subprocess.Popen]:
         "id": rec_id, "model": m.name, "served": m.model, "spec": m.serve.spec_hash(m.name), "pid": proc.pid,
         "pid_start": state.process_start_time(proc.pid), "port": port, "url": f"http://127.0.0.1:{port}/v1",
         "log": str(log), "owner": None if detached else state.me(), "started": time.time(), "latency": None,
+        "lora": _lora_record(m, args, env),
     }
     return rec, proc
 
@@ -241,17 +327,22 @@ def _tail(path: str, lines: int = 3) -> str:
 
 
 # ---- latency calibration ------------------------------------------------------------------------------------
-def _calibrated(m: ModelSpec, url: str, report: Report) -> LatencyModel:
+def _calibrated(m: ModelSpec, rec: dict, report: Report) -> LatencyModel:
+    """The latency model of the server of ``rec``: measured once per kind of server (its spec, LoRA on or off,
+    since LoRA slows generation) and shared by the records of that kind."""
+    def same_kind(r: dict) -> bool:
+        return r.get("spec") == m.serve.spec_hash(m.name) and bool(r.get("lora")) == bool(rec.get("lora"))
+
     with state.locked() as records:
         for r in records:
-            if r.get("spec") == m.serve.spec_hash(m.name) and r.get("latency"):
+            if same_kind(r) and r.get("latency"):
                 return LatencyModel.from_dict(r["latency"])
-    lm = calibrate_endpoint(url, m.model)
+    lm = calibrate_endpoint(rec["url"], m.model)
     report(f"{m.name}: latency model {lm.ttft_base * 1000:.0f} ms + {lm.ttft_per_prompt_token * 1000:.2f} ms/prompt "
            f"token + {lm.time_per_output_token * 1000:.1f} ms/output token")
     with state.locked() as records:
         for r in records:
-            if r.get("spec") == m.serve.spec_hash(m.name):
+            if same_kind(r):
                 r["latency"] = lm.to_dict()
     return lm
 
@@ -305,7 +396,10 @@ def pool_status(config: PoolConfig) -> list[EndpointStatus]:
                 for r in recs:
                     ok, detail = _probe(http, r["url"], m.model)
                     owner = "itas pool up" if r.get("owner") is None else f"owner pid {r['owner']['pid']}"
-                    out.append(EndpointStatus(m.name, r["url"], True, ok, f"{detail}; pid {r['pid']}; {owner}", r))
+                    lora = (f"LoRA on (rank <= {r['lora'].get('max_rank')})" if isinstance(r.get("lora"), dict)
+                            else "LoRA off")
+                    out.append(EndpointStatus(m.name, r["url"], True, ok,
+                                              f"{detail}; pid {r['pid']}; {owner}; {lora}", r))
             else:
                 for e in m.endpoints:
                     ok, detail = _probe(http, e.url, m.model, m.api_key_env)
@@ -350,10 +444,11 @@ def stop_detached(config: PoolConfig | None, report: Report = _quiet) -> int:
 
 
 @contextlib.contextmanager
-def managed(config: PoolConfig, report: Report = _quiet, calibrate: bool = True) -> Iterator[RunningPool]:
+def managed(config: PoolConfig, report: Report = _quiet, calibrate: bool = True,
+            lora: Collection[str] = ()) -> Iterator[RunningPool]:
     """Start or adopt the pool's managed servers, and stop the ones this process owns on exit (also on Ctrl-C,
     SIGTERM or an error)."""
-    running = start_pool(config, report=report, calibrate=calibrate)
+    running = start_pool(config, report=report, calibrate=calibrate, lora=lora)
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum, frame):

@@ -2,7 +2,9 @@
 
 It loads the pool YAML (or the embedded default), starts or adopts the servers itas manages, calibrates the
 latency model of every model (managed servers at start; other endpoints once, remembered in the state
-directory), opens the call cache, and yields a ``Pool``. On exit it closes the client and stops the servers
+directory), opens the call cache, and yields a ``Pool``. ``lora``: the models whose managed servers must load
+LoRA adapters (test-time training; ``itas.ttt.lora.lora_models`` computes it from a search space or an
+architecture); the others start without LoRA, which would slow them down. On exit it closes the client and stops the servers
 this process started, also on Ctrl-C, SIGTERM or an error.
 """
 
@@ -13,7 +15,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 
 from itas.errors import InputError
@@ -66,14 +68,16 @@ def endpoint_latency(config: PoolConfig, report: Callable[[str], None]) -> dict[
 @contextlib.asynccontextmanager
 async def open_pool(pool: str | Path | PoolConfig | None = None, *, cache: str | Path | None = None,
                     report: Callable[[str], None] | None = None, timeout: float = 600.0,
-                    retry: RetryPolicy | None = None, calibrate: bool = True) -> AsyncIterator[Pool]:
+                    retry: RetryPolicy | None = None, calibrate: bool = True,
+                    lora: Collection[str] = ()) -> AsyncIterator[Pool]:
     report = report or (lambda _: None)
     config = pool if isinstance(pool, PoolConfig) else load_pool(pool)
     call_cache = CallCache(cache) if cache is not None else None
     running = None
     try:
         if any(m.managed for m in config.models):
-            running = await asyncio.to_thread(serving.start_pool, config, report=report, calibrate=calibrate)
+            running = await asyncio.to_thread(serving.start_pool, config, report=report, calibrate=calibrate,
+                                              lora=frozenset(lora))
             config = running.config
         latency = dict(running.latency) if running else {}
         if calibrate:

@@ -344,5 +344,10 @@ def _html_table(rr: RunReport) -> str:
     note = (f"<p class=\"note\">{html.escape(headline(rr))}. Rows: the Pareto front, then the single-call "
             f"baselines not on it. Δ and p: paired bootstrap interval and sign-flip test against the best single "
             f"call (trial {best.number if best else '—'}) on the same questions.</p>")
+    from itas.report.render import ttt_section
+
+    ttt = ttt_section(rr)
+    extra = "" if not ttt else ("<h3>test-time training</h3><ul>"
+                                + "".join(f"<li>{html.escape(line)}</li>" for line in ttt) + "</ul>")
     return (note + "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" + "".join(body)
-            + "</table>")
+            + "</table>" + extra)

@@ -14,7 +14,8 @@ from itas.report.summary import Row, RunReport
 CSV_COLUMNS = ["run", "benchmark", "trial", "kind", "on_front", "baseline", "picked", "accuracy", "accuracy_lo",
                "accuracy_hi", "latency_p50", "latency_p95", "cost_per_query", "cost_unit", "calls_per_query",
                "diff_vs_best_single", "diff_lo", "diff_hi", "p_value", "validation_n", "validation_accuracy",
-               "validation_lo", "validation_hi", "validation_p_value", "description"]
+               "validation_lo", "validation_hi", "validation_p_value", "description", "train_cost_per_query",
+               "train_latency_per_query"]
 
 
 def to_data(reports: Sequence[RunReport]) -> dict:
@@ -68,7 +69,11 @@ def to_csv(reports: Sequence[RunReport]) -> str:
                 "validation_lo": _num(val.accuracy.lo) if val else "",
                 "validation_hi": _num(val.accuracy.hi) if val else "",
                 "validation_p_value": _num(val.vs_best_single.p_value) if val and val.vs_best_single else "",
-                "description": t.description})
+                "description": t.description,
+                "train_cost_per_query": _num(t.metrics["train_cost_per_query"])
+                if "train_cost_per_query" in t.metrics else "",
+                "train_latency_per_query": _num(t.metrics["train_latency_per_query"])
+                if "train_latency_per_query" in t.metrics else ""})
     return buf.getvalue()
 
 
@@ -107,9 +112,30 @@ def table_cells(rr: RunReport, r: Row) -> dict[str, str]:
         "latency p50 / p95 (s)": f"{t.latency_p50:.2f} / {t.latency_p95:.2f}",
         f"cost/query ({rr.run.cost_unit})": cost_text(t.cost, rr.run.cost_unit),
         "calls/query": f"{t.calls:.1f}",
+    })
+    if rr.ttt is not None:
+        cells["of which training (cost / latency)"] = training_cell(rr, t)
+    cells.update({
         "architecture": t.description + (" (single call)" if r.baseline and "single" not in t.description else ""),
     })
     return cells
+
+
+def training_cell(rr: RunReport, t) -> str:
+    """Test-time training's share of a trial's cost and latency per query ('—' for trials without ttt)."""
+    row = next((r for r in rr.ttt.rows if r.trial.number == t.number), None) if rr.ttt else None
+    if row is None:
+        return "—"
+    cost = "?" if row.cost_share is None else f"{row.cost_share:.0%}"
+    latency = "?" if row.train_latency is None else f"{row.train_latency:.1f} s"
+    return f"{cost} / {latency}"
+
+
+def ttt_section(rr: RunReport) -> list[str]:
+    """The lines of the test-time training section (none when the run did not use it)."""
+    from itas.report.ttt import ttt_lines
+
+    return [] if rr.ttt is None else ttt_lines(rr.ttt, rr.run.cost_unit)
 
 
 def headline(rr: RunReport) -> str:
@@ -162,6 +188,9 @@ def to_markdown(reports: Sequence[RunReport]) -> str:
         p = pick_line(rr)
         if p:
             out.append(f"- {p}")
+        ttt = ttt_section(rr)
+        if ttt:
+            out += ["", "### test-time training", ""] + [f"- {line}" for line in ttt] + [""]
         if rr.files:
             out.append(f"- files: {', '.join(rr.files)}")
         out.append("")

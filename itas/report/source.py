@@ -189,9 +189,65 @@ def load_run(run_dir: str | Path) -> RunData:
     storage = config.get("storage") or f"sqlite:///{(path / 'study.db').resolve()}"
     if not config.get("storage") and not (path / "study.db").exists():
         raise InputError(f"{path}: study.db is missing; the trials of this search cannot be read")
-    trials = _read_trials(storage, config["study_name"], where=str(path))
+    trials = _with_training(_read_trials(storage, config["study_name"], where=str(path)), path)
     return RunData(label=path.name, trials=trials, config=config, run_dir=path, cost_unit=_cost_unit(path),
                    study_name=config["study_name"], storage=storage)
+
+
+TRAIN_KEYS = ("train_cost_per_query", "train_latency_per_query")
+
+
+def _with_training(trials: tuple[TrialRecord, ...], run_dir: Path) -> tuple[TrialRecord, ...]:
+    """Trials of ``ttt`` architectures whose metrics lack test-time training's share (searches made before it
+    was stored) get it from their ``trials/<n>/questions.jsonl``: the calls of kind ``train``."""
+    import dataclasses
+
+    from itas.report.ttt import uses_ttt
+
+    out = []
+    for t in trials:
+        if t.evaluated and uses_ttt(t.architecture) and not all(k in t.metrics for k in TRAIN_KEYS):
+            found = training_of_folder(run_dir / "trials" / str(t.number) / "questions.jsonl")
+            if found is not None:
+                t = dataclasses.replace(t, metrics={**t.metrics, **found})
+        out.append(t)
+    return tuple(out)
+
+
+def training_of_folder(questions_jsonl: Path) -> dict | None:
+    """``train_cost_per_query`` and ``train_latency_per_query`` from a trial's call records (None when the file
+    is missing or holds no call records)."""
+    from itas.arch.result import training_latency
+
+    try:
+        lines = questions_jsonl.read_text().splitlines()
+    except OSError:
+        return None
+    costs, latencies = [], []
+    for line in lines:
+        try:
+            q = json.loads(line)
+            if q.get("error") is not None or "call_records" not in q:
+                continue
+            calls = [_CallView(c) for c in q["call_records"]]
+        except (ValueError, TypeError, AttributeError, KeyError):
+            continue
+        costs.append(sum(c.cost for c in calls if c.kind == "train"))
+        latencies.append(training_latency(calls))
+    if not costs:
+        return None
+    return {"train_cost_per_query": sum(costs) / len(costs), "train_latency_per_query": sum(latencies) / len(latencies)}
+
+
+class _CallView:
+    """The fields of a recorded call that the critical path reads."""
+
+    __slots__ = ("layer", "component", "chain", "latency", "cost", "kind")
+
+    def __init__(self, d: dict):
+        self.layer, self.component, self.chain = int(d["layer"]), int(d["component"]), int(d.get("chain") or 0)
+        self.latency, self.cost = float(d.get("latency") or 0.0), float(d.get("cost") or 0.0)
+        self.kind = str(d.get("kind") or "chat")
 
 
 def load_study(storage: str, study_name: str) -> RunData:

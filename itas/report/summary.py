@@ -3,8 +3,9 @@
 For each run: the Pareto front (accuracy with its bootstrap interval, latency p50/p95, cost, calls per query,
 the one-line architecture), each front architecture against the best single call on the same questions (the
 paired bootstrap interval of the accuracy difference and the sign-flip test's p-value), the single-call
-baselines, the best trial per objective, the pick under ``--pick`` constraints, and, when validation results
-are given, the same on the validation questions beside the search's.
+baselines, the best trial per objective, the pick under ``--pick`` constraints, when validation results are
+given, the same on the validation questions beside the search's, and for runs that used test-time training,
+what it bought and cost (``itas.report.ttt``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from itas.report.pick import Constraint, pick
 from itas.report.source import QuestionOutcome, RunData, TrialRecord
 from itas.report.stats import REPLICATES, Interval, PairedTest, bootstrap_interval, paired_test
+from itas.report.ttt import TttSummary, summarise_ttt
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class RunReport:
     picked: Row | None = None
     validation: ValidationSet | None = None
     files: tuple[str, ...] = ()
+    ttt: TttSummary | None = None  # what test-time training bought and cost (runs that used it)
 
     def to_dict(self) -> dict:
         unit = self.run.cost_unit
@@ -94,6 +97,7 @@ class RunReport:
                 "k": self.validation.k, "seed": self.validation.seed,
                 "question_ids": list(self.validation.question_ids), "file": self.validation.path},
             "files": list(self.files),
+            "ttt": self.ttt.to_dict() if self.ttt else None,
         }
 
 
@@ -161,4 +165,5 @@ def summarise(run: RunData, *, constraints: Sequence[Constraint] = (), validatio
             picked = next((r for r in front_rows + base_rows if r.trial.number == chosen.number), None) or row(chosen)
     return RunReport(run=run, front=front_rows, baselines=base_rows, best_single=best_single,
                      best=best_per_objective(evaluated), counts=trial_counts(run), constraints=tuple(constraints),
-                     picked=picked, validation=validation)
+                     picked=picked, validation=validation,
+                     ttt=summarise_ttt(evaluated, replicates=replicates, seed=seed))

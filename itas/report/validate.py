@@ -87,9 +87,12 @@ async def validate(run: RunData, trials: Sequence[TrialRecord], k: int, *, seed:
         models = sorted({m for a in todo.values() for m in a.models})
         for arch in todo.values():
             arch.check_models(pool_config)
+        from itas.ttt.lora import lora_for_architectures
+
+        lora = lora_for_architectures(pool_config, todo.values())
         report(f"validating {len(todo)} architecture(s) on {len(questions)} new question(s) of {run.benchmark}")
         async with open_pool(pool_config.only(models), cache=cache_path_of(run), report=report,
-                             timeout=float(run.config.get("timeout") or 600.0)) as pool:
+                             timeout=float(run.config.get("timeout") or 600.0), lora=lora) as pool:
             results = await gather_or_cancel(run_architecture(a, bench, questions, pool) for a in todo.values())
         for fp, result in zip(todo, results, strict=True):
             m = result.metrics()

@@ -1,7 +1,9 @@
 """Serving trained adapters through vLLM's LoRA support, loaded while the server runs.
 
 The server must have been started with ``--enable-lora --max-lora-rank R --max-loras N`` (R at least the rank of
-every adapter; N adapters in one batch) and the environment variable ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``.
+every adapter; N adapters in one batch) and the environment variable ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``;
+itas starts its managed servers so when the run needs adapters of their model (``serve.lora`` of the pool,
+``itas.ttt.lora``).
 An adapter is then loaded with ``POST <endpoint>/load_lora_adapter {"lora_name", "lora_path"}`` (0.05 s) on every
 replica of the model, and requested by its name as the ``model`` of a chat completion (see
 ``adapter_params``). Loads are reference-counted per adapter: the questions that use one adapter at the same
@@ -28,7 +30,7 @@ from itas.errors import CallError, ServingError
 from itas.pool.types import SamplingParams
 
 RUNTIME_LORA_HELP = ("start vLLM with --enable-lora --max-lora-rank 16 --max-loras 4 and the environment variable "
-                     "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True")
+                     "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True (servers itas starts get them from serve.lora in the pool)")
 
 
 def adapter_params(params: SamplingParams, adapter_name: str) -> SamplingParams:
