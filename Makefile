@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # Benchmark data for tests and offline runs (never copied into the repository).
 export ITAS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: install models demo test bench lint clean
+.PHONY: install models demo test bench bench-table lint clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,9 @@ test: models
 
 bench: models
 	$(BIN)/python bench/run.py
+
+bench-table: models  # record (or resume recording) the outcome table that make bench replays
+	$(BIN)/python bench/record_table.py
 
 lint: install
 	$(BIN)/ruff check itas tests bench

@@ -2,8 +2,11 @@
 to bench/results/bench.md (the README links to it).
 
 - client overhead: itas's own CPU time per model call against an instant local endpoint (target < 1 ms);
-- engine use: generated tokens/s through the itas client divided by tokens/s from a plain load of the same
-  requests (same prompts and parameters, all sent at once) on the same real vLLM server (target >= 0.95);
+- sample reuse and engine use during a real 50-trial search of the default space on the default pool
+  (bench/bench_search.py; targets <= 0.5 and >= 0.95);
+- search efficiency (TPE against random, hypervolume at budgets 25/50/100) and staged evaluation, replayed
+  on the recorded table bench/tables/gsm8k-1step.jsonl (bench/bench_replay.py; record it with
+  `make bench-table`);
 - scoring speed (from bench/bench_scoring.py when present).
 """
 
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -65,55 +67,21 @@ def client_overhead(calls: int = 3000, concurrency: int = 64) -> Row:
             f"{ms:.3f} ms", "< 1 ms", _ok(ms < 1.0))
 
 
-def engine_use(requests: int = 48, max_tokens: int = 64, rounds: int = 3) -> Row:
-    """Same requests through the itas client and as a plain load, alternately on one server; median ratio."""
-    from itas.pool.client import Pool
-    from itas.pool.config import load_pool
-    from itas.pool.serving import managed
-    from itas.pool.types import SamplingParams
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
-    config = load_pool(None)
-    config = config.__class__(models=tuple(m for m in config.models if m.name == "smollm2"), source=config.source)
-    prompts = [f"Tell me a fact about the number {i}." for i in range(requests)]
-    with managed(config, calibrate=False) as running:
-        spec = running.config["smollm2"]
-        url = spec.endpoints[0].url
-        body = {"model": spec.model, "max_tokens": max_tokens, "temperature": 1.0, "ignore_eos": True,
-                "min_tokens": max_tokens}
 
-        async def plain(tag: str) -> float:
-            async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=1000)) as http:
-                t0 = time.perf_counter()
-                rs = await asyncio.gather(*(http.post(url + "/chat/completions", json={
-                    **body, "messages": [{"role": "user", "content": f"{p} {tag}"}]}) for p in prompts))
-                dt = time.perf_counter() - t0
-            return sum(r.json()["usage"]["completion_tokens"] for r in rs) / dt
+def search_rows() -> list[Row]:
+    """Sample reuse and engine use, measured during a real 50-trial search on the default pool."""
+    return _module("bench_search").main()
 
-        async def through_itas(tag: str) -> float:
-            params = SamplingParams(temperature=1.0, max_tokens=max_tokens,
-                                    extra=(("ignore_eos", True), ("min_tokens", max_tokens)))
-            async with Pool(running.config) as pool:
-                t0 = time.perf_counter()
-                outs = await asyncio.gather(*(pool.generate("smollm2", [{"role": "user", "content": f"{p} {tag}"}],
-                                                            params) for p in prompts))
-                dt = time.perf_counter() - t0
-            return sum(o[0].completion_tokens for o in outs) / dt
 
-        async def go():
-            await plain("warm-up")
-            ratios = []
-            for r in range(rounds):
-                a = await plain(f"p{r}")
-                b = await through_itas(f"i{r}")
-                ratios.append((b / a, a, b))
-            return ratios
-
-        ratios = asyncio.run(go())
-    ratio = statistics.median(x[0] for x in ratios)
-    detail = ", ".join(f"{b:.0f}/{a:.0f}" for _, a, b in ratios)
-    return ("engine use: itas tokens/s ÷ plain load tokens/s (real vLLM, SmolLM2, "
-            f"{requests} requests at once; per round itas/plain tok/s: {detail})", f"{ratio:.2f}", ">= 0.95",
-            _ok(ratio >= 0.95))
+def replay_rows() -> list[Row]:
+    """Search efficiency (TPE vs random) and staged evaluation, replayed on the recorded table."""
+    return _module("bench_replay").rows(HERE / "tables" / "gsm8k-1step.jsonl")
 
 
 def scoring() -> list[Row]:
@@ -155,7 +123,7 @@ def _wait(url: str, timeout: float = 20) -> None:
 
 def main() -> None:
     os.environ.setdefault("ITAS_ORPHAN_GRACE", "30")
-    rows: list[Row] = [client_overhead(), engine_use(), *scoring()]
+    rows: list[Row] = [client_overhead(), *search_rows(), *replay_rows(), *scoring()]
     from rich.console import Console
     from rich.table import Table
 

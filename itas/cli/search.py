@@ -30,6 +30,9 @@ def search(
     cache: Path | None = typer.Option(None, "--cache", help="Call cache file (default: in the results directory)."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Local benchmark data (or ITAS_DATA_DIR)."),
     timeout: float = typer.Option(600.0, "--timeout", min=1, help="Seconds before a model call times out."),
+    staged: bool = typer.Option(False, "--staged", help="Staged evaluation: score a sampled architecture on a "
+                                "quarter, then half of the subset, and stop it once it cannot reach the front "
+                                "(a resume keeps it)."),
 ) -> None:
     """Search a space of architectures for the Pareto front of accuracy, latency and cost."""
     from itas.errors import InputError
@@ -41,7 +44,7 @@ def search(
                             pool=str(pool) if pool else None, subset=subset, seed=seed, sampler=sampler, jobs=jobs,
                             max_spend=max_spend, dry_run=dry_run, enqueue=list(enqueue), storage=storage,
                             cache=str(cache) if cache else None, data_dir=str(data_dir) if data_dir else None,
-                            timeout=timeout)
+                            timeout=timeout, staged=staged)
     progress = Progress()
     with _Display(progress) as display:
         outcome = run_async(run_search(request, report=display.log, progress=progress))
@@ -91,7 +94,8 @@ class _Display:
         head = Table.grid(padding=(0, 2))
         head.add_row(ProgressBar(total=max(1, p.budget), completed=p.counted, width=30),
                      f"trials {p.counted}/{p.budget}", f"running {p.running}", f"infeasible {p.infeasible}",
-                     f"duplicates {p.duplicates}", f"failed {p.failed}")
+                     f"duplicates {p.duplicates}", f"failed {p.failed}",
+                     *([f"stopped early {p.stopped}"] if p.stopped else []))
         if s is not None:
             head.add_row("", f"calls in flight {s.in_flight}", f"sent {s.calls_sent:,}", f"cached {s.cache_hits:,}",
                          f"tokens {s.prompt_tokens + s.completion_tokens:,}", f"spend {p.spent:,.4g} {p.cost_unit}")

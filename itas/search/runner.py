@@ -7,6 +7,11 @@ avoid it and it is never on the front) without any call, and does not count. An 
 is answered from its earlier trial (same values, ``duplicate_of``) and does not count. The search stops with
 exit 1 after 5 failed trials in a row, with exit 2 after 20·N infeasible samples (the space is too
 constrained), and cleanly once ``--max-spend`` is reached.
+
+With ``--staged`` (kept in the run's configuration, so a resume keeps it) a sampled architecture is scored rung
+by rung on the subset and stopped as soon as it cannot reach the current front (``itas.search.staged``): a
+stopped trial is PRUNED, counts towards the budget, and is listed in trials.csv with status ``stopped`` and its
+reason. Baselines and enqueued architectures are always scored on the whole subset.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class SearchRequest:
     cache: str | None = None
     data_dir: str | None = None
     timeout: float = 600.0
+    staged: bool = False  # staged evaluation (itas.search.staged); on resume, True turns it on, False keeps it
 
 
 @dataclass
@@ -70,6 +76,7 @@ class Progress:
     infeasible: int = 0
     duplicates: int = 0
     failed: int = 0
+    stopped: int = 0  # staged evaluation: sampled trials stopped before the last rung
     front: list = field(default_factory=list)  # (trial, accuracy, latency, cost)
     pool_stats: Any = None
     spent: float = 0.0
@@ -101,6 +108,7 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
         if request.budget and request.budget != config["budget"]:
             report(f"budget changed from {config['budget']} to {request.budget}")
             config["budget"] = request.budget
+        _keep_staged(config, request, report)
         _check_storage(config, request)
         return run_dir, config, True
     run_dir = Path(request.out) if request.out else _default_dir(request.benchmark)
@@ -120,7 +128,7 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
         "sampler": request.sampler, "jobs": request.jobs, "max_spend": request.max_spend,
         "space_name": space.name, "space_sha": _sha(space.text), "pool_sha": _sha(pool_text or "default"),
         "timeout": request.timeout, "storage": _redacted(request.storage), "cache": request.cache,
-        "study_name": None, "question_ids": None, "enqueue": [],
+        "study_name": None, "question_ids": None, "enqueue": [], "staged": bool(request.staged),
     }
     if run_dir.exists() and not run_dir.is_dir():
         raise InputError(f"--out {run_dir} is a file, not a directory; give a new or empty directory")
@@ -135,6 +143,7 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
                              f"or --resume {run_dir} to continue that one")
         if request.budget != existing["budget"]:
             existing["budget"] = request.budget
+        _keep_staged(existing, request, report)
         _check_storage(existing, request)
         return run_dir, existing, True
     # what a search killed before it wrote its configuration leaves behind is not in the way of a new start
@@ -143,6 +152,14 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
                                 for p in run_dir.iterdir()):
         raise InputError(f"{run_dir} exists and is not an itas search directory; give an empty or new --out")
     return run_dir, fresh, False
+
+
+def _keep_staged(config: dict, request: SearchRequest, report: Callable[[str], None]) -> None:
+    """A resumed search keeps its staged evaluation; ``--staged`` on resume turns it on for the trials to come."""
+    if request.staged and not config.get("staged"):
+        report("staged evaluation turned on for the trials to come")
+        config["staged"] = True
+    config.setdefault("staged", False)
 
 
 def _redacted(url: str | None) -> str | None:
@@ -231,6 +248,9 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
         arch = load_architecture(ref, report=report)
         arch.check_models(pool_config)
         enqueued.append(arch)
+    from itas.ttt.lora import lora_for_search
+
+    lora_for_search(pool_config, space, enqueued)  # a pool that cannot serve the ttt adapters: before any write
     make_sampler(config["sampler"], config["seed"], budget)  # a bad --sampler, before anything is written
     if not request.dry_run:
         from itas.pool.session import check_reachable
@@ -242,6 +262,9 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
         store.check_database(Path(config.get("cache") or run_dir / "calls.sqlite"), "call cache",
                              "move it away to continue with an empty cache (its calls are made again)")
         check_reachable(pool_config)
+    if config.get("staged") and (config.get("storage") or request.storage):
+        raise InputError("--staged does not work with --storage (several workers) yet: the workers' shared budget "
+                         "counts fully evaluated trials only; run the search without one of them")
     for note in notes:
         report(note)
     prompt_tokens = question_prompt_tokens(bench, questions)
@@ -328,7 +351,8 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
     cache_path = Path(config.get("cache") or run_dir / "calls.sqlite")
     runner = _Runner(study=study, space=space, bench=bench, questions=questions, est=est, run_dir=run_dir,
                      budget=budget, jobs=max(1, int(config["jobs"])), max_spend=config.get("max_spend"),
-                     progress=progress, report=report, pool_config=pool_config)
+                     progress=progress, report=report, pool_config=pool_config,
+                     staged=bool(config.get("staged")))
     runner.fixed = [("baseline", a) for a in baselines] + [("enqueued", a) for a in enqueued]
     runner.gate = BudgetGate(url, study, budget) if shared else None
     from itas.pool.session import open_pool
@@ -340,7 +364,9 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
         report(f"the budget of {budget} trials is already met")
         stopped = "budget"
     else:
-        async with open_pool(pool_config, cache=cache_path, report=report, timeout=config.get("timeout", 600.0)) as pool:
+        lora = lora_for_search(pool_config, space, enqueued)  # models whose servers load ttt adapters
+        async with open_pool(pool_config, cache=cache_path, report=report, timeout=config.get("timeout", 600.0),
+                             lora=lora) as pool:
             runner.pool = pool
             progress.pool_stats = pool.stats
             stopped = await runner.run()
@@ -452,6 +478,7 @@ class _Runner:
         self.pool = None
         self.fixed: list = []
         self.by_fingerprint: dict[str, Any] = {}
+        self.stopped_by_fingerprint: dict[str, Any] = {}  # staged evaluation: stopped trials
         self.pending: dict[str, asyncio.Future] = {}
         self.failed_in_a_row = 0
         self.infeasible_seen = 0
@@ -466,18 +493,22 @@ class _Runner:
         return self.study.get_trials(deepcopy=False)
 
     def counted(self) -> int:
-        return len(store.evaluated(self.trials()))
+        return _counted(self.trials())
 
     def refresh_counts(self) -> None:
         trials = self.trials()
         p = self.progress
-        p.counted = len(store.evaluated(trials))
+        p.counted = _counted(trials)
+        p.stopped = sum(1 for t in trials if _stopped(t))
         p.infeasible = sum(1 for t in trials if t.user_attrs.get("itas_status") == "infeasible")
         p.duplicates = sum(1 for t in trials if t.user_attrs.get("itas_status") == "duplicate")
         p.failed = sum(1 for t in trials if t.state.name == "FAIL")
         p.front = [(t.number, *t.values) for t in store.front_trials(trials)]
         for t in store.evaluated(trials):
             self.by_fingerprint.setdefault(t.user_attrs.get("fingerprint"), t)
+        for t in trials:
+            if _stopped(t):
+                self.stopped_by_fingerprint.setdefault(t.user_attrs.get("fingerprint"), t)
         p.spent = self.spent()
 
     def spent(self) -> float:
@@ -638,7 +669,7 @@ class _Runner:
             self.progress.infeasible += 1
             self._after(trial.number)
             return None
-        earlier = self.by_fingerprint.get(fp)
+        earlier = self.by_fingerprint.get(fp) or self.stopped_by_fingerprint.get(fp)
         if earlier is not None:
             self._duplicate(trial, earlier)
             return None
@@ -665,7 +696,7 @@ class _Runner:
         self.pending[fp] = asyncio.get_running_loop().create_future()
         self.in_eval += 1
         self.progress.running = self.in_eval
-        return asyncio.create_task(self._evaluate(trial, arch, fp))
+        return asyncio.create_task(self._evaluate(trial, arch, fp, staged=self.staged and kind == "sampled"))
 
     def _attr(self, trial, key, value) -> None:
         self.study._storage.set_trial_user_attr(trial._trial_id, key, value)
@@ -674,11 +705,17 @@ class _Runner:
         trial.set_constraint("compute", float(value))
 
     def _duplicate(self, trial, earlier) -> None:
+        import optuna
+
         self._set_constraint(trial, 0.0)
         self._attr(trial, "itas_status", "duplicate")
         self._attr(trial, "duplicate_of", earlier.number)
         self._attr(trial, "metrics", earlier.user_attrs.get("metrics"))
-        self.study.tell(trial, list(earlier.values))
+        if _stopped(earlier):  # answered from a stopped trial: stopped as well
+            self._attr(trial, "reason", f"stopped as trial {earlier.number}")
+            self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            self.study.tell(trial, list(earlier.values))
         self.duplicates_in_a_row += 1
         self.progress.duplicates += 1
         self._after(trial.number)
@@ -730,14 +767,17 @@ class _Runner:
             return
         self._duplicate(trial, earlier)
 
-    async def _evaluate(self, trial, arch, fp) -> None:
+    async def _evaluate(self, trial, arch, fp, staged: bool = False) -> None:
 
         from itas.arch.executor import run_architecture
 
         fut = self.pending[fp]
         try:
             try:
-                result = await run_architecture(arch, self.bench, self.questions, self.pool)
+                if staged:
+                    result, stop_reason = await self._run_staged(arch)
+                else:
+                    result, stop_reason = await run_architecture(arch, self.bench, self.questions, self.pool), None
             except (asyncio.CancelledError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # a trial never crashes the search: it is recorded as failed
@@ -750,14 +790,18 @@ class _Runner:
             metrics = {k: getattr(m, k) for k in ("accuracy", "latency_p50", "latency_p95", "wall_p50", "wall_p95",
                                                   "cost_per_query", "calls_per_query", "tokens_per_query",
                                                   "total_calls", "cached_calls", "fallbacks", "truncations")}
+            metrics.update(m.training())  # test-time training's share of cost and latency, when it trained
+            if stop_reason is not None:
+                metrics["questions_scored"] = len(result.questions)
             self._attr(trial, "metrics", metrics)
             self._attr(trial, "questions", [[q.id, q.score, q.n_calls, q.prompt_tokens, q.completion_tokens,
                                              round(q.latency, 4), q.cost] for q in result.questions])
-            self._attr(trial, "itas_status", "evaluated")
             self._set_constraint(trial, 0.0)
-            frozen = self.study._storage.get_trial(trial._trial_id)
             questions_jsonl = "".join(json.dumps({k: v for k, v in q.to_dict().items() if k != "final_state"},
                                                  default=str) + "\n" for q in result.questions)
+            if stop_reason is not None:
+                return self._stop(trial, arch, fp, fut, stop_reason, questions_jsonl)
+            self._attr(trial, "itas_status", "evaluated")
             self.study.tell(trial, [m.accuracy, m.latency_p50, m.cost_per_query])
             self.failed_in_a_row = 0
             frozen = self.study._storage.get_trial(trial._trial_id)
@@ -768,6 +812,19 @@ class _Runner:
             self.report(f"trial {trial.number} ({describe(arch)}): accuracy {m.accuracy:.3f}, latency "
                         f"{m.latency_p50:.2f} s, cost {m.cost_per_query:,.4g}/query, {m.calls_per_query:.1f} calls/query")
             self._after(trial.number)
+        except Exception as exc:
+            import optuna
+
+            from itas.search.shared import GRACE_SECONDS
+
+            if not isinstance(exc, optuna.exceptions.UpdateFinishedTrialError):
+                raise
+            # several workers: another one failed this trial while it ran (no heartbeat within the grace period,
+            # e.g. on an overloaded machine); the retry callback has enqueued it again, so the result is dropped
+            self.report(f"trial {trial.number} was marked failed by another worker while it ran (no heartbeat "
+                        f"within {GRACE_SECONDS:g} s); its result is dropped and it is evaluated again, its calls "
+                        f"from the cache")
+            self._after(trial.number)
         finally:
             self.own_running.discard(trial._trial_id)
             if not fut.done():
@@ -775,6 +832,60 @@ class _Runner:
             self.pending.pop(fp, None)
             self.in_eval -= 1
             self.progress.running = self.in_eval
+
+    async def _run_staged(self, arch) -> tuple[Any, str | None]:
+        """Staged evaluation (``itas.search.staged``): the architecture's result on the questions it was scored on,
+        and why it was stopped (``None`` when it was promoted to the whole subset, or a question failed)."""
+        from itas.arch.executor import run_architecture
+        from itas.arch.result import RunResult
+        from itas.search.staged import blocking_point, optimistic_accuracy, paired_point, rung_sizes
+
+        n = len(self.questions)
+        records: list = []
+        elapsed, seen = 0.0, 0
+        for size in rung_sizes(n):
+            part = await run_architecture(arch, self.bench, self.questions[seen:size], self.pool)
+            records += part.questions
+            elapsed += part.elapsed
+            seen = size
+            result = RunResult(architecture=part.architecture, benchmark=part.benchmark, questions=tuple(records),
+                               cost_unit=part.cost_unit, elapsed=elapsed)
+            if size == n or any(q.failed for q in records):
+                return result, None
+            # latency and cost of the new architecture and of the front's trials on the same questions, from the
+            # same per-question figures (rounded as the trials keep them)
+            scores = [q.score for q in records]
+            _, latency, cost_now = paired_point(0.0, [round(q.latency, 4) for q in records],
+                                                [q.cost for q in records], size)
+            front = store.front_trials(self.trials())
+            points = [paired_point(t.values[0], [q[5] for q in t.user_attrs["questions"]],
+                                   [q[6] for q in t.user_attrs["questions"]], size)
+                      if len(t.user_attrs.get("questions") or ()) == n else tuple(t.values) for t in front]
+            i = blocking_point(scores, n, latency, cost_now, points)
+            if i is not None:
+                acc, lat, cost = points[i]
+                return result, (f"stopped after {size} of {n} questions: with every other question right (accuracy "
+                                f"{optimistic_accuracy(scores, n):.3f}), latency {latency:.2f} s and cost "
+                                f"{cost_now:,.4g}/query, it is dominated by trial {front[i].number} "
+                                f"(accuracy {acc:.3f}; on the same questions latency {lat:.2f} s, cost "
+                                f"{cost:,.4g}/query)")
+        raise AssertionError("the last rung is the whole subset")
+
+    def _stop(self, trial, arch, fp, fut, reason: str, questions_jsonl: str) -> None:
+        """Staged evaluation stopped the trial: PRUNED (see ``itas.search.staged``), counted, with its reason."""
+        import optuna
+
+        self._attr(trial, "itas_status", "stopped")
+        self._attr(trial, "reason", reason)
+        self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        self.failed_in_a_row = 0
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        self.stopped_by_fingerprint[fp] = frozen
+        store.write_trial_folder(self.run_dir, frozen, questions_jsonl)
+        if not fut.done():
+            fut.set_result(frozen)
+        self.report(f"trial {trial.number} ({describe(arch)}): {reason}")
+        self._after(trial.number)
 
     def _fail(self, trial, reason: str) -> None:
         import optuna
@@ -795,6 +906,16 @@ class _Runner:
         self.refresh_counts()
         if self.pool is not None:
             self._save_spent()
+
+
+def _stopped(t) -> bool:
+    """A trial that staged evaluation stopped (not a duplicate of one)."""
+    return t.state.name == "PRUNED" and t.user_attrs.get("itas_status") == "stopped"
+
+
+def _counted(trials: list) -> int:
+    """Trials that count towards the budget: evaluated ones, and those that staged evaluation stopped."""
+    return len(store.evaluated(trials)) + sum(1 for t in trials if _stopped(t))
 
 
 def estimated_latency(arch, e, pool) -> float:
@@ -839,6 +960,11 @@ def describe(arch) -> str:
                 items.append("tests")
             elif t == "unit_test_evaluator":
                 items.append("run-tests")
+            elif t == "augment_vote":
+                items.append(f"{c.model}x{c.samples} vote over {c.augmentations} {c.transforms} views")
+            elif t == "ttt":
+                views = f", vote over {c.augmentations} views" if c.augmentations else ""
+                items.append(f"ttt[{c.model}x{c.samples}, {c.steps} steps r{c.rank} lr {c.learning_rate:g}{views}]")
             else:
                 items.append(t)
         merged: list[str] = []

@@ -98,7 +98,7 @@ def load(url: str, name: str):
 
 def test_four_workers_finish_exactly_the_budget(tmp_path, postgres_url, endpoint, data_dir):
     pool, space = files(tmp_path, endpoint)
-    env = {**os.environ, "ITAS_STATE_DIR": str(tmp_path / "state"), "ITAS_HEARTBEAT": "1"}
+    env = {**os.environ, "ITAS_STATE_DIR": str(tmp_path / "state"), "ITAS_HEARTBEAT": "1", "ITAS_HEARTBEAT_GRACE": "15"}
     budget, name = 12, "itas-w4"
     first = subprocess.Popen([sys.executable, "-m", "itas", "search", "--benchmark", "gsm8k", "--budget", str(budget),
                               "--subset", "3", "--space", str(space), "--pool", str(pool), "--storage", postgres_url,

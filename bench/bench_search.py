@@ -1,0 +1,128 @@
+"""A real search on the default pool, measured: sample reuse and engine use during a search.
+
+- sample reuse: the calls the servers actually produced during a 50-trial search of the shipped default space,
+  divided by the calls its evaluated trials would have sent without the call cache (each trial's own count of
+  the calls its architecture made, cached or not). Target <= 0.5.
+- engine use: generated tokens/s during that search (completion tokens of every call it sent, over the time
+  from its first call's start to its last call's end) divided by the tokens/s of a plain load of the same
+  requests (same prompts, parameters and number of samples, taken from the search's call cache), all sent at
+  once to the same servers in the same run. Target >= 0.95.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+Row = tuple[str, str, str, str]
+
+
+def _ok(good: bool) -> str:
+    return "met" if good else "NOT MET"
+
+
+def in_flight(cache_path: Path) -> float:
+    """Mean number of samples being generated at once over the search (from each call's start and end)."""
+    db = sqlite3.connect(cache_path)
+    try:
+        spans = db.execute("SELECT created - duration, created FROM calls").fetchall()
+    finally:
+        db.close()
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    area, level, last = 0.0, 0, events[0][0]
+    for t, step in events:
+        area += level * (t - last)
+        level, last = level + step, t
+    return area / (events[-1][0] - events[0][0])
+
+
+def sent_requests(cache_path: Path) -> tuple[list[tuple[str, dict, int]], int, float, float]:
+    """(model, request, samples) of every request in a call cache; total completion tokens; first start; last end."""
+    db = sqlite3.connect(cache_path)
+    try:
+        reqs = {k: (m, json.loads(r)) for k, m, r in db.execute("SELECT key, model, request FROM requests")}
+        rows = db.execute("SELECT key, COUNT(*), SUM(completion_tokens), MIN(created - duration), MAX(created) "
+                          "FROM calls GROUP BY key").fetchall()
+    finally:
+        db.close()
+    out = [(reqs[k][0], reqs[k][1], n) for k, n, _, _, _ in rows if k in reqs]
+    tokens = sum(t for _, _, t, _, _ in rows)
+    return out, tokens, min(r[3] for r in rows), max(r[4] for r in rows)
+
+
+async def plain_load(config, requests: list[tuple[str, dict, int]]) -> tuple[int, float]:
+    """Send every request at once straight to the servers (httpx, no itas); (completion tokens, seconds)."""
+    import httpx
+
+    urls = {m.model: m.endpoints[0].url for m in config.models}  # the cache records the served model name
+    async with httpx.AsyncClient(timeout=3600, limits=httpx.Limits(max_connections=4000)) as http:
+        async def one(model: str, req: dict, n: int) -> int:
+            url = urls[model]
+            params = req["params"]
+            body = {"model": model, "messages": req["messages"], "n": n,
+                    **{k: v for k, v in params.items() if k in ("temperature", "max_tokens", "top_p", "stop", "seed")
+                       and v is not None}}
+            r = await http.post(url + "/chat/completions", json=body)
+            r.raise_for_status()
+            return r.json()["usage"]["completion_tokens"]
+
+        t0 = time.perf_counter()
+        tokens = await asyncio.gather(*(one(m, r, n) for m, r, n in requests))
+        return sum(tokens), time.perf_counter() - t0
+
+
+def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
+    from itas.pool.config import load_pool
+    from itas.pool.serving import managed
+    from itas.search.runner import SearchRequest, run_search
+
+    config = load_pool(None)
+    work = Path(tempfile.mkdtemp(prefix="itas-bench-search-"))
+    out = work / "run"
+    data_dir = os.environ.get("ITAS_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    with managed(config, calibrate=False) as running:
+        t0 = time.perf_counter()
+        request = SearchRequest(benchmark="gsm8k", budget=budget, subset=subset, space="default", jobs=jobs,
+                                out=out, data_dir=data_dir)
+        outcome = asyncio.run(run_search(request))
+        search_s = time.perf_counter() - t0
+        import optuna
+
+        would = 0
+
+        study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
+        evaluated = [t for t in study.trials if t.user_attrs.get("itas_status") == "evaluated"]
+        for t in evaluated:
+            would += int(t.user_attrs["metrics"]["total_calls"])
+        requests, tokens, first, last = sent_requests(out / "calls.sqlite")
+        sent = sum(n for _, _, n in requests)
+        search_rate = tokens / (last - first)
+        busy = in_flight(out / "calls.sqlite")
+        plain_tokens, plain_s = asyncio.run(plain_load(running.config, requests))
+        plain_rate = plain_tokens / plain_s
+    reuse = sent / would
+    use = search_rate / plain_rate
+    return [
+        (f"sample reuse: calls sent ÷ calls without the cache ({outcome.counted}-trial search of the default space, "
+         f"GSM8K, {subset} questions, --jobs {jobs}, {len(evaluated)} evaluated trials: {sent:,} sent of "
+         f"{would:,}; search took {search_s / 60:.1f} min)", f"{reuse:.2f}", "<= 0.5", _ok(reuse <= 0.5)),
+        (f"engine use during that search: tokens/s while it ran ÷ plain load of its {len(requests):,} requests "
+         f"all at once ({search_rate:.0f} vs {plain_rate:.0f} tok/s, both servers; on average {busy:.0f} samples "
+         f"were being generated at once during the search, {sent:,} in the plain load)", f"{use:.2f}", ">= 0.95",
+         _ok(use >= 0.95)),
+    ]
+
+
+if __name__ == "__main__":
+    for r in main():
+        print(" | ".join(r))

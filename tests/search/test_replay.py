@@ -1,0 +1,209 @@
+"""Replayed searches against small synthetic tables with known outcomes (no model, no server)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import yaml
+
+from itas.arch.spec import parse_architecture
+from itas.search.replay import Staging, TableIndex, compare, hypervolume_ratio, replay
+from itas.search.space import parse_space
+from itas.search.table import Table, enumerate_space
+
+# 12 architectures: m1 with 1 or 2 samples, or m1 and m2 with 1 or 2 samples each; a vote layer or not.
+# The baseline of m1 is one of them; that of m2 is not (the space's generators always include m1).
+SPACE = {"name": "tiny", "max_tokens": 16, "stages": [
+    {"generate": {"models": ["m1", "m2"], "count": [1, 2], "samples": [1, 2]}},
+    {"vote": {"optional": True}}]}
+N_QUESTIONS = 8
+
+
+def make_table(outcome, failed=()) -> Table:
+    """A table of every architecture of SPACE; ``outcome(params, arch_dict)`` gives its per-question rows
+    [score, calls, prompt_tokens, completion_tokens, latency, cost]."""
+    text = yaml.safe_dump(SPACE, sort_keys=False)
+    space = parse_space(SPACE, "tiny", text=text)
+    table = Table(header={"kind": "header", "space": text, "benchmark": "synthetic", "models": ["m1", "m2"],
+                          "question_ids": [f"q{i}" for i in range(N_QUESTIONS)], "max_tokens": 16})
+    for params, arch in enumerate_space(space):
+        fp = parse_architecture(arch, "tiny").fingerprint()
+        if fp in table.rows:
+            continue
+        table.rows[fp] = {"kind": "arch", "fingerprint": fp, "params": params,
+                          "status": "failed" if _name(arch) in failed else "evaluated",
+                          "questions": outcome(params, arch)}
+    assert len(table.rows) == 12
+    return table
+
+
+def _name(arch: dict) -> str:
+    """'m1x2+m2x1+vote' for an architecture dict of SPACE."""
+    gens = "+".join(f"{c['model']}x{c['samples']}" for c in arch["layers"][0])
+    return gens + ("+vote" if len(arch["layers"]) > 1 else "")
+
+
+def _calls(arch: dict) -> int:
+    return sum(c["samples"] for c in arch["layers"][0])
+
+
+def fp_of(table: Table, name: str) -> str:
+    return next(fp for fp, r in table.rows.items() if _name(_arch(table, r)) == name)
+
+
+def _arch(table: Table, row: dict) -> dict:
+    space = parse_space(yaml.safe_load(table.header["space"]), "tiny")
+
+    class Fixed:
+        def suggest_categorical(self, name, choices):
+            return row["params"][name]
+
+    return space.suggest(Fixed())
+
+
+def unique_best(best: str = "m1x2+m2x2+vote"):
+    """``best`` answers every question right; every other architecture half of them. Latency and cost grow with
+    the calls (constant over questions)."""
+    def outcome(params, arch):
+        calls = _calls(arch)
+        right = _name(arch) == best
+        return [[1.0 if right or i % 2 else 0.0, calls, 10 * calls, 5 * calls, float(len(arch["layers"])),
+                 15.0 * calls] for i in range(N_QUESTIONS)]
+    return outcome
+
+
+def random_outcomes(seed: int):
+    """Accuracy growing with the calls, with noise; latency and cost constant over questions (what the staged
+    evaluation's guarantee assumes)."""
+    rng = random.Random(seed)
+
+    def outcome(params, arch):
+        calls = _calls(arch)
+        p = min(0.95, 0.2 + 0.12 * calls + (0.1 if len(arch["layers"]) > 1 else 0.0) + rng.uniform(-0.15, 0.15))
+        lat = len(arch["layers"]) + 0.3 * max(c["samples"] for c in arch["layers"][0]) + rng.uniform(0, 0.1)
+        return [[float(rng.random() < p), calls, 10 * calls, 5 * calls, round(lat, 4), 15.0 * calls]
+                for _ in range(N_QUESTIONS)]
+    return outcome
+
+
+# ---- the search's accounting ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_evaluations_to_best_counts_each_architecture_once(sampler):
+    table = make_table(unique_best())
+    best = fp_of(table, "m1x2+m2x2+vote")
+    out = replay(table, sampler, seed=3, budget=12)
+    assert out.stop == "budget" and out.counted == 12
+    assert len(set(out.evaluated)) == 12  # every architecture once, although the sampler drew some again
+    assert out.duplicates > 0
+    assert out.evaluated[0] == fp_of(table, "m1x1")  # the baseline first; m2's is not in the space
+    assert out.found_best and out.evaluations_to_best == out.evaluated.index(best) + 1
+    assert out.calls == sum(q[1] for r in table.rows.values() for q in r["questions"])
+    assert set(out.front_fps) == {best, fp_of(table, "m1x1")}  # the best, and the cheapest and fastest
+    assert TableIndex(table).missing_baselines == ["m2"]
+
+
+def test_evaluations_to_best_is_the_budget_when_no_best_was_evaluated():
+    table = make_table(unique_best())
+    best = fp_of(table, "m1x2+m2x2+vote")
+    found = missed = 0
+    for seed in range(12):
+        out = replay(table, "random", seed, budget=3)
+        assert out.counted == 3
+        if best in out.evaluated:
+            found += 1
+            assert out.evaluations_to_best == out.evaluated.index(best) + 1 <= 3
+        else:
+            missed += 1
+            assert out.evaluations_to_best == 3 and not out.found_best
+    assert found and missed
+
+
+def test_failed_architectures_do_not_count_and_a_partial_table_ends_exhausted():
+    table = make_table(unique_best(), failed={"m1x2"})
+    out = replay(table, "random", 0, budget=12)
+    assert fp_of(table, "m1x2") not in out.evaluated and out.failed >= 1
+    assert out.counted == 11 and out.stop == "exhausted"  # 11 evaluable architectures, then nothing new
+    # a table still being recorded: architectures it does not hold are skipped, and the replay ends
+    partial = make_table(unique_best())
+    kept = sorted(partial.rows)[:6]
+    partial.rows = {fp: partial.rows[fp] for fp in kept}
+    out = replay(partial, "random", 0, budget=20)
+    assert out.stop == "exhausted" and out.missing > 0 and set(out.evaluated) <= set(kept)
+
+
+# ---- hypervolume --------------------------------------------------------------------------------------------
+def test_hypervolume_ratio_of_known_fronts():
+    bounds = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    true = [(1.0, 0.0, 0.0)]
+    assert hypervolume_ratio(true, true, bounds) == pytest.approx(1.0)
+    # normalised, the found point is (0.5, 0.5, 0.5) from the ideal; the reference point is 1.1 in each
+    assert hypervolume_ratio([(0.5, 0.5, 0.5)], true, bounds) == pytest.approx((0.6 / 1.1) ** 3)
+    assert hypervolume_ratio([], true, bounds) == 0.0
+    front = [(0.9, 2.0, 30.0), (0.5, 1.0, 10.0), (0.7, 1.5, 12.0)]
+    assert hypervolume_ratio(front[:2], front) < 1.0 == pytest.approx(hypervolume_ratio(front, front))
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_the_whole_space_evaluated_finds_the_whole_front(sampler):
+    table = make_table(random_outcomes(1))
+    index = TableIndex(table)
+    out = replay(index, sampler, seed=0, budget=12)
+    assert out.counted == 12
+    assert set(out.front_fps) == index.true_front_fps
+    assert index.hypervolume_ratio(out.front) == pytest.approx(1.0)
+    early = replay(index, sampler, seed=0, budget=3)
+    assert index.hypervolume_ratio(early.front) <= 1.0
+
+
+# ---- staged evaluation -------------------------------------------------------------------------------------------
+def test_staged_replay_stops_dominated_architectures_and_never_one_of_the_true_front():
+    stopped_any = False
+    for table_seed in range(6):
+        index = TableIndex(make_table(random_outcomes(table_seed)))
+        for seed in range(3):
+            full = replay(index, "random", seed, budget=12)
+            staged = replay(index, "random", seed, budget=12, staged=Staging(rungs=(0.25, 0.5, 1.0)))
+            assert staged.counted == 12 and set(staged.evaluated) == set(full.evaluated)
+            assert not set(staged.stopped) & index.true_front_fps
+            assert set(staged.front_fps) == index.true_front_fps  # nothing of the front lost
+            if staged.stopped:
+                stopped_any = True
+                assert staged.calls < full.calls
+                for fp in staged.stopped:  # a stopped architecture is dominated on the whole subset
+                    assert fp not in index.true_front_fps
+            else:
+                assert staged.calls == full.calls
+    assert stopped_any
+
+
+def test_a_dominated_architecture_is_stopped_after_the_first_rung():
+    # m1x1 (the baseline, evaluated first) is right everywhere, fastest and cheapest: with one rung of 2 of 8
+    # questions, every architecture that misses one of its first two questions is stopped there
+    def outcome(params, arch):
+        calls = _calls(arch)
+        best = _name(arch) == "m1x1"
+        return [[1.0 if best or i >= 2 else 0.0, calls, 10 * calls, 5 * calls, 1.0 + calls, 15.0 * calls]
+                for i in range(N_QUESTIONS)]
+
+    table = make_table(outcome)
+    out = replay(table, "random", 0, budget=12, staged=Staging(rungs=(0.25, 1.0)))
+    assert len(out.stopped) == 11 and out.front_fps == [fp_of(table, "m1x1")]
+    per_question = {fp: table.rows[fp]["questions"][0][1] for fp in table.rows}
+    expected = sum(per_question[fp] * (N_QUESTIONS if fp == fp_of(table, "m1x1") else 2) for fp in out.evaluated)
+    assert out.calls == expected
+
+
+# ---- the comparison -----------------------------------------------------------------------------------------
+def test_compare_summarises_both_samplers_and_staging():
+    table = make_table(random_outcomes(2))
+    c = compare(table, seeds=3, budget=12, budgets=(4, 12))
+    assert set(c.evaluations_to_best) == {"tpe", "random"}
+    assert all(1 <= v <= 12 for v in c.evaluations_to_best.values())
+    assert c.hypervolume["tpe"][12] == pytest.approx(1.0) == c.hypervolume["random"][12]
+    assert all(0 <= c.hypervolume[s][4] <= 1.0 for s in ("tpe", "random"))
+    assert [s.staging.bound for s in c.staged] == ["all-correct", "wilson", "seen-rate"]
+    safe = c.staged[0]
+    assert safe.true_front_stopped == 0 and safe.hypervolume_lost == pytest.approx(0.0)
+    assert 0.0 <= safe.calls_saved < 1.0
+    assert c.speedup == pytest.approx(c.evaluations_to_best["random"] / c.evaluations_to_best["tpe"])
