@@ -1,17 +1,18 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from itas.benchmarks import load_benchmark
 
-DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+DATA_DIR = Path(os.environ.get("ITAS_DATA_DIR") or Path(__file__).resolve().parents[2] / ".." / "shared" / "data")
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    assert DATA_DIR.is_dir(), f"benchmark data expected in {DATA_DIR.resolve()}"
+    assert DATA_DIR.is_dir(), f"benchmark data expected in {DATA_DIR.resolve()}; set ITAS_DATA_DIR"
     return DATA_DIR.resolve()
 
 
