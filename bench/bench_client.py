@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import pstats
-import socket
 import subprocess
 import sys
 import time
@@ -23,22 +23,38 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextlib.contextmanager
+def fake_endpoint(concurrency: int):
+    """A pool config of one model on the scripted instant server (tests/fake_openai.py), run meanwhile."""
+    from itas.pool.config import parse_pool
+    from itas.pool.serving import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tests.fake_openai", "--port", str(port)], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        t_end = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/models", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > t_end:
+                raise RuntimeError(f"{url} did not answer")
+            time.sleep(0.1)
+        yield parse_pool({"models": {"m": {"model": "fake-model", "max_concurrency": concurrency,
+                                           "endpoints": [url]}}}, "bench")
+    finally:
+        server.terminate()
+        server.wait()
 
 
-def _wait(url: str, seconds: float = 30.0) -> None:
-    t_end = time.monotonic() + seconds
-    while time.monotonic() < t_end:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
+def measure(calls: int = 3000, concurrency: int = 64, runs: int = 3) -> list[float]:
+    """itas's CPU seconds per call against the instant server, one value per run, sorted."""
+    with fake_endpoint(concurrency) as config:
+        return sorted(asyncio.run(_run(config, calls, concurrency, None)) for _ in range(runs))
 
 
 async def _run(config, calls: int, concurrency: int, profiler: cProfile.Profile | None) -> float:
@@ -71,27 +87,16 @@ def main() -> None:
     ap.add_argument("--profile", type=int, default=0, help="profile one run; print this many top entries")
     a = ap.parse_args()
 
-    from itas.pool.config import parse_pool
-
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.fake_openai", "--port", str(port)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait(f"http://127.0.0.1:{port}/v1/models")
-        config = parse_pool({"models": {"m": {"model": "fake-model", "max_concurrency": a.concurrency,
-                                               "endpoints": [f"http://127.0.0.1:{port}/v1"]}}}, "bench")
-        if a.profile:
+    if a.profile:
+        with fake_endpoint(a.concurrency) as config:
             prof = cProfile.Profile(time.process_time)  # CPU time, as the measurement
             per_call = asyncio.run(_run(config, a.calls, a.concurrency, prof))
-            print(f"profiled run: {per_call * 1000:.3f} ms per call (inflated by the profiler)")
-            stats = pstats.Stats(prof).sort_stats("tottime")
-            stats.print_stats(a.profile)
-            stats.sort_stats("cumulative").print_stats(a.profile)
-            return
-        runs = sorted(asyncio.run(_run(config, a.calls, a.concurrency, None)) for _ in range(a.runs))
-    finally:
-        server.terminate()
-        server.wait()
+        print(f"profiled run: {per_call * 1000:.3f} ms per call (inflated by the profiler)")
+        stats = pstats.Stats(prof).sort_stats("tottime")
+        stats.print_stats(a.profile)
+        stats.sort_stats("cumulative").print_stats(a.profile)
+        return
+    runs = measure(a.calls, a.concurrency, a.runs)
     med = runs[len(runs) // 2]
     print(f"{med * 1000:.3f} ms per call (median of {len(runs)}; runs "
           f"{', '.join(f'{r * 1000:.3f}' for r in runs)})")

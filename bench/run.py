@@ -12,15 +12,11 @@ to bench/results/bench.md (the README links to it).
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
-
-import httpx
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -30,38 +26,8 @@ Row = tuple[str, str, str, str]  # what, measured, target, verdict
 
 
 def client_overhead(calls: int = 3000, concurrency: int = 64) -> Row:
-    from itas.pool.client import Pool
-    from itas.pool.config import parse_pool
-    from itas.pool.types import SamplingParams
-
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.fake_openai", "--port", str(port)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait(f"http://127.0.0.1:{port}/v1/models")
-        config = parse_pool({"models": {"m": {"model": "fake-model", "max_concurrency": concurrency,
-                                               "endpoints": [f"http://127.0.0.1:{port}/v1"]}}}, "bench")
-
-        async def go():
-            async with Pool(config) as pool:
-                sem = asyncio.Semaphore(concurrency)
-
-                async def one(i):
-                    async with sem:
-                        await pool.generate("m", [{"role": "user", "content": f"question {i}"}],
-                                            SamplingParams(max_tokens=8))
-
-                await asyncio.gather(*(one(i) for i in range(200)))  # warm-up
-                c0 = time.process_time()
-                await asyncio.gather(*(one(i) for i in range(200, 200 + calls)))
-                return (time.process_time() - c0) / calls
-
-        runs = sorted(asyncio.run(go()) for _ in range(3))
-        per_call = runs[1]  # the median of three runs
-    finally:
-        server.terminate()
-        server.wait()
-    ms = per_call * 1000
+    runs = _module("bench_client").measure(calls, concurrency, runs=3)
+    ms = runs[1] * 1000  # the median of three runs
     spread = f"{runs[0] * 1000:.2f}-{runs[2] * 1000:.2f}"
     return (f"itas client CPU time per call (instant endpoint; median of 3 runs of {calls}, range {spread} ms)",
             f"{ms:.3f} ms", "< 1 ms", _ok(ms < 1.0))
@@ -102,23 +68,6 @@ def scoring() -> list[Row]:
 
 def _ok(good: bool) -> str:
     return "met" if good else "NOT MET"
-
-
-def _free_port() -> int:
-    from itas.pool.serving import free_port
-
-    return free_port()
-
-
-def _wait(url: str, timeout: float = 20) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
 
 
 def main() -> None:

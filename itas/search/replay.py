@@ -59,14 +59,10 @@ class TableIndex:
     the table's best accuracy, true front and objective ranges."""
 
     def __init__(self, table: Table):
-        import yaml
-
         from itas.arch.spec import parse_architecture
-        from itas.search.space import parse_space
 
         self.table = table
-        text = table.header["space"]
-        self.space = parse_space(yaml.safe_load(text), "table space", text=text)
+        self.space = table.space
         self.n_questions = len(table.question_ids)
         self.rows = table.rows
         self.evaluated = table.evaluated()
