@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,7 +39,7 @@ def make_storage(url: str, shared: bool):
 
     import optuna
 
-    try:
+    def open_once():
         if not shared:
             return optuna.storages.RDBStorage(url)
         with warnings.catch_warnings():  # the heartbeat API is marked experimental
@@ -46,6 +47,17 @@ def make_storage(url: str, shared: bool):
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=max(1, int(HEARTBEAT_SECONDS)), grace_period=max(2, int(GRACE_SECONDS)),
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
+
+    try:
+        for attempt in range(3):
+            try:
+                return open_once()
+            except Exception as exc:
+                # two processes opening an empty database at once race to create Optuna's tables (PostgreSQL:
+                # a unique violation on CREATE TYPE); the loser finds them created when it tries again
+                if type(exc).__name__ != "IntegrityError" or attempt == 2:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
     except ModuleNotFoundError as exc:
         raise InputError(f"--storage {redact(url)}: the database driver is not installed ({exc.name}); for "
                          f"PostgreSQL: pip install 'itas[postgres]' (psycopg)") from None
