@@ -18,7 +18,9 @@ def search(
     subset: int = typer.Option(20, "--subset", min=1, help="Questions every trial is scored on (seeded)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the subset and of the sampler."),
     sampler: str = typer.Option("tpe", "--sampler", help="tpe (multivariate TPE) or random."),
-    jobs: int = typer.Option(2, "--jobs", "-j", min=1, help="Trials evaluated at once."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, show_default="auto",
+                                    help="Trials evaluated at once (auto: enough to fill the servers' batch, at "
+                                         "least 2, at most a quarter of the budget)."),
     max_spend: float | None = typer.Option(None, "--max-spend", min=0,
                                               help="Stop cleanly once this much was spent (USD, or tokens)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the projected calls, tokens and cost, and stop."),

@@ -55,7 +55,7 @@ class SearchRequest:
     subset: int = 20
     seed: int = 0
     sampler: str = "tpe"
-    jobs: int = 2
+    jobs: int | None = None  # None: enough trials at once to fill the pool's servers (auto_jobs)
     max_spend: float | None = None
     dry_run: bool = False
     enqueue: list[str] = field(default_factory=list)
@@ -274,6 +274,10 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
         return estimate(arch, kind=bench.kind, prompt_tokens=prompt_tokens, context_lengths=ctx)
 
     projection = project(space, baselines, budget, len(questions), est, pool_config, request.seed)
+    if config.get("jobs") is None:  # --jobs auto, settled once and kept in the configuration for a resume
+        config["jobs"] = auto_jobs(pool_config, projection, budget)
+        report(f"--jobs auto: {config['jobs']} trials at once (each sends up to about "
+               f"{projection['calls_in_flight']:,.0f} calls at once; the servers take {_slots(pool_config):,})")
     report(f"projected for {budget} trials on {len(questions)} questions: about {projection['calls']:,} calls, "
            f"{projection['tokens']:,} tokens, cost {projection['cost']:,.4g} {pool_config.cost_unit} "
            f"(upper bounds; the call cache makes the real numbers smaller)")
@@ -458,8 +462,27 @@ def project(space: SearchSpace, baselines: list, budget: int, n_questions: int, 
     calls = sum(e.calls for e in base) + rest * mean(lambda e: e.calls)
     tokens = sum(e.tokens for e in base) + rest * mean(lambda e: e.tokens)
     cost = sum(e.cost(pool_config) for e in base) + rest * mean(lambda e: e.cost(pool_config))
+    peak = mean(lambda e: max((layer.calls for layer in e.layers), default=0))
     return {"calls": int(calls * n_questions), "tokens": int(tokens * n_questions), "cost": cost * n_questions,
-            "questions": n_questions, "trials": budget, "feasible_share": len(samples) / 200}
+            "questions": n_questions, "trials": budget, "feasible_share": len(samples) / 200,
+            "calls_in_flight": peak * n_questions}
+
+
+def _slots(pool_config) -> int:
+    """Requests the pool's servers take at once (a managed model has one server until it is started)."""
+    return sum(sum(e.max_concurrency for e in m.endpoints) if m.endpoints else m.max_concurrency
+               for m in pool_config.models)
+
+
+def auto_jobs(pool_config, projection: dict, budget: int) -> int:
+    """Trials at once for ``--jobs auto``: enough that their widest layers together fill the servers' slots
+    (the engine's batch), but at most a quarter of the budget (so that the sampler learns from finished trials)
+    and at least 2."""
+    import math
+
+    per_trial = max(1.0, projection.get("calls_in_flight") or 1.0)
+    want = math.ceil(_slots(pool_config) / per_trial)
+    return max(2, min(want, budget // 4))
 
 
 def _violation(space: SearchSpace, e) -> float:

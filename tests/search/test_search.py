@@ -151,6 +151,25 @@ def test_dry_run_projects_and_touches_nothing(tmp_path, server, data_dir):
     assert not (tmp_path / "run").exists() and model_requests(server) == []
 
 
+def test_auto_jobs_fill_the_servers_within_a_quarter_of_the_budget(tmp_path, server, data_dir):
+    from itas.pool.config import load_pool
+    from itas.search.runner import auto_jobs
+
+    pool = load_pool(None)  # two servers taking 256 requests each
+    assert auto_jobs(pool, {"calls_in_flight": 100.0}, budget=50) == 6  # ceil(512 / 100)
+    assert auto_jobs(pool, {"calls_in_flight": 10.0}, budget=50) == 12  # a quarter of the budget
+    assert auto_jobs(pool, {"calls_in_flight": 1000.0}, budget=50) == 2  # never fewer than 2
+    assert auto_jobs(pool, {"calls_in_flight": 10.0}, budget=6) == 2
+    # a search without --jobs settles it once, reports it, and keeps it in its configuration for a resume
+    space = {"stages": [{"generate": {"models": ["smollm2", "gemma3"], "count": [1, 2], "samples": [1, 2, 3]}}]}
+    said: list[str] = []
+    req = SearchRequest(benchmark="gsm8k", budget=4, out=tmp_path / "auto", space=str(space_file(tmp_path, space)),
+                        pool=str(pool_file(tmp_path, server.url)), subset=3, seed=0, data_dir=str(data_dir))
+    out = asyncio.run(run_search(req, report=said.append))
+    config = json.loads((out.run_dir / "config.json").read_text())
+    assert config["jobs"] == 2 and any(s.startswith("--jobs auto: 2 trials at once") for s in said), said
+
+
 def dir_hash(path: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(path.rglob("*")):
