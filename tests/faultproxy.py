@@ -68,6 +68,8 @@ class FaultProxy:
         self.in_a_row: dict[str, int] = {}  # faults in a row per request key
         self.capped = 0  # faults the max_consecutive cap turned into forwards
         self.stopping = threading.Event()
+        self.handling = 0  # requests being answered: stop() waits until each has logged its attempt
+        self.idle = threading.Condition(self.lock)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,6 +84,8 @@ class FaultProxy:
             def do_POST(self):
                 body = self._body()
                 arrived = time.time()
+                with outer.lock:
+                    outer.handling += 1
                 key = hashlib.sha256(body).hexdigest()[:20]
                 fault = outer._decide(key)
                 try:
@@ -110,6 +114,8 @@ class FaultProxy:
                 finally:
                     with outer.lock:
                         outer.log.append(Attempt(key, self.path, fault, status, n, arrived, parsed, time.time()))
+                        outer.handling -= 1
+                        outer.idle.notify_all()
 
             # ---- helpers ----
             def _body(self) -> bytes:
@@ -198,6 +204,10 @@ class FaultProxy:
         self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+        # held requests wake up on ``stopping``: wait until every one has logged its attempt, so that what the
+        # proxy saw is complete when a test reads it (the handler threads are daemons, not joined on close)
+        with self.lock:
+            self.idle.wait_for(lambda: self.handling == 0, timeout=10)
 
     def __enter__(self) -> FaultProxy:
         return self.start()
