@@ -46,6 +46,51 @@ def in_flight(cache_path: Path) -> float:
     return area / (events[-1][0] - events[0][0])
 
 
+def busy_seconds(cache_path: Path) -> float:
+    """Seconds during which at least one call was being generated (the union of the calls' spans): the time a
+    search asked the servers for work, without the pauses between the runs of a resumed search."""
+    db = sqlite3.connect(cache_path)
+    try:
+        spans = sorted(db.execute("SELECT created - duration, created FROM calls").fetchall())
+    finally:
+        db.close()
+    total, end = 0.0, None
+    start = None
+    for a, b in spans:
+        if end is None or a > end:
+            if end is not None:
+                total += end - start
+            start, end = a, b
+        else:
+            end = max(end, b)
+    return total + (end - start if end is not None else 0.0)
+
+
+def harness_gaps(run_dir: Path) -> list[float]:
+    """For every question of every trial and every layer after the first: seconds between the end of the layers
+    before it (the executor's layer wall times) and its first call. What itas itself adds between layers."""
+    gaps = []
+    for path in (run_dir / "trials").glob("*/questions.jsonl"):
+        for line in path.read_text().splitlines():
+            q = json.loads(line)
+            layers: dict[int, float] = {}
+            for r in q.get("call_records") or ():
+                layers[r["layer"]] = min(layers.get(r["layer"], float("inf")), r["started"])
+            walls = q.get("layer_wall_times") or []
+            gaps += [start - sum(walls[:layer]) for layer, start in layers.items() if layer > 0]
+    return gaps
+
+
+def tail_share(run_dir: Path, first: float, last: float) -> float:
+    """Share of the search's span after its last trial started (when no new work could be added)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{run_dir / 'study.db'}")
+    started = max(t.datetime_start.timestamp() for t in study.trials if t.datetime_start is not None)
+    return max(0.0, last - max(started, first)) / (last - first)
+
+
 def sent_requests(cache_path: Path) -> tuple[list[tuple[str, dict, int]], int, float, float]:
     """(model, request, samples) of every request in a call cache; total completion tokens; first start; last end."""
     db = sqlite3.connect(cache_path)
@@ -112,6 +157,9 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
         plain_rate = plain_tokens / plain_s
     reuse = sent / would
     use = search_rate / plain_rate
+    gaps = sorted(harness_gaps(out))
+    p95 = gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0
+    tail = tail_share(out, first, last)
     return [
         (f"sample reuse: calls sent ÷ calls without the cache ({outcome.counted}-trial search of the default space, "
          f"GSM8K, {subset} questions, --jobs {jobs}, {len(evaluated)} evaluated trials: {sent:,} sent of "
@@ -120,9 +168,44 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
          f"all at once ({search_rate:.0f} vs {plain_rate:.0f} tok/s, both servers; on average {busy:.0f} samples "
          f"were being generated at once during the search, {sent:,} in the plain load)", f"{use:.2f}", ">= 0.95",
          _ok(use >= 0.95)),
+        (f"engine use, where the time went: itas started each next layer {p95 * 1000:.0f} ms (p95 of {len(gaps):,}; "
+         f"max {max(gaps, default=0) * 1000:.0f} ms) after the layer before it ended; the last "
+         f"{tail:.0%} of the search ran after its last trial had started (only the deepest trials' later layers "
+         f"left: the calls that depend on earlier ones)", f"{tail:.0%} tail", "—", "—"),
     ]
 
 
+def engine_use_of_run(run_dir: Path, sample: float = 0.25, seed: int = 0) -> dict:
+    """Engine use of a finished search (any results directory): its generated tokens per busy second against a
+    plain load of a seeded sample of its requests, all sent at once to freshly started default-pool servers."""
+    import random
+
+    from itas.pool.config import load_pool
+    from itas.pool.serving import managed
+
+    cache = run_dir / "calls.sqlite"
+    requests, tokens, first, last = sent_requests(cache)
+    busy = busy_seconds(cache)
+    picked = random.Random(seed).sample(requests, max(1, round(len(requests) * sample)))
+    with managed(load_pool(None), calibrate=False) as running:
+        plain_tokens, plain_s = asyncio.run(plain_load(running.config, picked))
+    gaps = sorted(harness_gaps(run_dir))
+    return {"requests": len(requests), "calls": sum(n for _, _, n in requests), "tokens": tokens, "busy_s": busy,
+            "search_rate": tokens / busy, "sampled": len(picked), "plain_rate": plain_tokens / plain_s,
+            "use": (tokens / busy) / (plain_tokens / plain_s), "tail": tail_share(run_dir, first, last),
+            "gap_p95_ms": 1000 * gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0}
+
+
 if __name__ == "__main__":
-    for r in main():
-        print(" | ".join(r))
+    import argparse
+
+    ap = argparse.ArgumentParser(description="make bench's search measurements, or (--run) the engine use of a "
+                                             "finished search against a plain load of a sample of its requests")
+    ap.add_argument("--run", type=Path, help="a search's results directory")
+    ap.add_argument("--sample", type=float, default=0.25, help="share of its requests in the plain load")
+    a = ap.parse_args()
+    if a.run:
+        print(json.dumps(engine_use_of_run(a.run, a.sample), indent=1))
+    else:
+        for r in main():
+            print(" | ".join(r))

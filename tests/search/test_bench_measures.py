@@ -1,0 +1,52 @@
+"""The measures `make bench` derives from a search's call cache and trial folders, on hand-made records."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench_search():
+    spec = importlib.util.spec_from_file_location("bench_search", REPO / "bench" / "bench_search.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def cache_with(path: Path, spans: list[tuple[float, float]]) -> Path:
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE calls (key TEXT, idx INTEGER, completion_tokens INTEGER, duration REAL, created REAL)")
+    db.executemany("INSERT INTO calls VALUES (?, ?, 10, ?, ?)",
+                   [(f"k{i}", 0, end - start, end) for i, (start, end) in enumerate(spans)])
+    db.commit()
+    db.close()
+    return path
+
+
+def test_busy_seconds_is_the_union_of_the_call_spans(tmp_path, bench_search):
+    # two overlapping calls (0-10, 5-12), one inside them (6-7), then a pause, then one call (100-104)
+    cache = cache_with(tmp_path / "calls.sqlite", [(0, 10), (5, 12), (6, 7), (100, 104)])
+    assert bench_search.busy_seconds(cache) == pytest.approx(12 + 4)
+
+
+def test_in_flight_is_the_time_weighted_number_of_calls(tmp_path, bench_search):
+    cache = cache_with(tmp_path / "calls.sqlite", [(0, 10), (0, 10), (5, 10)])
+    assert bench_search.in_flight(cache) == pytest.approx((10 + 10 + 5) / 10)
+
+
+def test_harness_gaps_are_measured_from_the_end_of_the_layers_before(tmp_path, bench_search):
+    trial = tmp_path / "run" / "trials" / "3"
+    trial.mkdir(parents=True)
+    q = {"layer_wall_times": [4.0, 2.0, 1.0], "call_records": [
+        {"layer": 0, "started": 0.0}, {"layer": 0, "started": 0.5},
+        {"layer": 1, "started": 4.25}, {"layer": 1, "started": 4.5},   # 0.25 s after layer 0 ended
+        {"layer": 2, "started": 6.0}]}                                # at once after layers 0 and 1
+    (trial / "questions.jsonl").write_text(json.dumps(q) + "\n")
+    assert sorted(bench_search.harness_gaps(tmp_path / "run")) == pytest.approx([0.0, 0.25])
