@@ -93,6 +93,12 @@ def run(
     finally:
         progress.stop()
     _show(outcome)
+    failed = [q for q in outcome.result.questions if q.failed]
+    if failed:  # the figures above leave those questions out (accuracy counts them wrong): not a success
+        from itas.errors import ItasError
+
+        raise ItasError(f"{len(failed)} of {len(outcome.result.questions)} question(s) failed (their outputs "
+                        f"record why); first: {failed[0].error}")
 
 
 def _show(outcome) -> None:

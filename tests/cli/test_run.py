@@ -103,3 +103,19 @@ def test_models_missing_from_the_pool_fail_before_servers_start(fakes, monkeypat
     code, _, err = itas(monkeypatch, capsys, "run", "--arch", str(cfg), "--benchmark", "gsm8k")
     assert code == 2 and "layers[0][0].model: model 'llama' is not in" in err
     assert fakes["pools"] == [] and "benchmark" not in fakes
+
+
+def test_failed_questions_are_reported_and_exit_1(monkeypatch, capsys, tmp_path, fakes):
+    # every call to one question's prompt fails: the table is still shown, then one line and exit 1
+    @contextlib.asynccontextmanager
+    async def failing_pool(pool=None, *, cache=None, report=None, **kw):
+        yield FakePool(config=pool, fail_on=lambda model, messages: "What is 3 + 4?" in json.dumps(messages))
+
+    monkeypatch.setattr(pool_session, "open_pool", failing_pool)
+    code, out, err = itas(monkeypatch, capsys, "run", "--arch", "single", "--benchmark", "gsm8k", "--limit", "8",
+                          "--out", str(tmp_path / "r"))
+    assert code == 1 and "(1 failed)" in out, (out, err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: 1 of 8 question(s) failed") and "scripted failure" in last, err
+    records = [json.loads(x) for x in (tmp_path / "r" / "questions.jsonl").read_text().splitlines()]
+    assert sum(1 for r in records if r["error"]) == 1
