@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from itas.arch.context import CallRecord
+from itas.fsutil import atomic_write
 
 
 def critical_path(calls: Iterable[CallRecord]) -> float:
@@ -223,7 +224,4 @@ def write_run(out_dir: str | Path, result: RunResult, arch: Any, *, extra: dict 
     return out
 
 
-def atomic_write(path: Path, text: str) -> None:
-    from itas.fsutil import atomic_write as write
 
-    write(path, text)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 
 from itas.errors import InputError
+from itas.fsutil import atomic_write
 from itas.paths import state_dir
 from itas.pool import serving
 from itas.pool.cache import CallCache
@@ -58,10 +59,7 @@ def endpoint_latency(config: PoolConfig, report: Callable[[str], None]) -> dict[
         known[key] = lm.to_dict()
         changed = True
     if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(known, indent=2))
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps(known, indent=2))
     return out
 
 

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from itas.fsutil import atomic_write
 from itas.paths import state_dir
 
 
@@ -56,10 +57,7 @@ def read() -> list[dict]:
 
 
 def _write(records: list[dict]) -> None:
-    path = state_file()
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(records, indent=2))
-    os.replace(tmp, path)
+    atomic_write(state_file(), json.dumps(records, indent=2))
 
 
 def process_start_time(pid: int) -> str | None:

@@ -12,11 +12,9 @@ plotly (plotly.js embedded: it opens offline).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
+
+from itas.fsutil import atomic_path
 
 SERIES = [("coverage", "coverage (pass@k)", "#1f77b4"), ("vote", "majority vote@k", "#2ca02c"),
           ("best_of_n", "Best-of-N@k", "#d62728"), ("worst_of_n", "Worst-of-N@k", "#9467bd")]
@@ -35,23 +33,8 @@ def _figure(width: float, height: float):
     return fig
 
 
-@contextlib.contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary path next to ``path``, renamed onto it when the block succeeds (so a plot is never half
-    written)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.fchmod(fd, 0o644)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
 def _save(fig, path: Path) -> Path:
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
     return path
 
@@ -211,6 +194,6 @@ def sampling_html(tables: dict, path: Path) -> Path:
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)
     fig.update_layout(title=_title(tables, "Repeated sampling"), height=450 * rows + 80, template="plotly_white",
                       legend={"font": {"size": 10}})
-    with _atomic(path) as tmp:
+    with atomic_path(path) as tmp:
         fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
     return path

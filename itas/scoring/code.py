@@ -18,10 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
-import tempfile
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from itas.errors import DataError
+from itas.fsutil import atomic_write
 from itas.sandbox import Limits, RunResult, Sandbox, default_sandbox
 from itas.scoring.base import Scorer, register_scorer
 from itas.scoring.types import Question, Score
@@ -155,11 +154,7 @@ class CodeScorer(Scorer):
         if path is None:
             return
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(ref, f)
-            os.replace(tmp, path)
+            atomic_write(path, json.dumps(ref))
         except OSError as exc:
             log.warning("cannot cache a reference run in %s: %s", path.parent, exc)
 
