@@ -49,21 +49,20 @@ def custom_definition(path: Path) -> BenchmarkDefinition:
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
             break
-    sidecar = path.with_name(stem + ".yaml")
-    if sidecar.is_file():
-        from itas.config import load_yaml
-
-        value = load_yaml(sidecar)
-        if isinstance(value, dict):
-            value = {"name": stem, **value}
-            value.setdefault("data", {"file": str(path.resolve())})
-        return parse_definition(value, str(sidecar))
     rows = read_file(path)
     has_id = bool(rows.rows) and all("id" in r for r in rows.rows)
     value = {"name": stem, "data": {"file": str(path.resolve())},
              "fields": {"question": "question", "reference": "answer", **({"id": "id"} if has_id else {})},
              "scorer": "exact_match", "description": f"custom benchmark from {path}"}
-    return parse_definition(value, str(path))
+    sidecar = path.with_name(stem + ".yaml")
+    if not sidecar.is_file():
+        return parse_definition(value, str(path))
+    from itas.config import load_yaml
+
+    given = load_yaml(sidecar)
+    if isinstance(given, dict):  # its keys replace the defaults (anything else is reported by the parser)
+        given = {**value, **given}
+    return parse_definition(given, str(sidecar))
 
 
 def resolve_definition(name_or_path: str) -> BenchmarkDefinition:

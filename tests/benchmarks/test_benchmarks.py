@@ -204,6 +204,18 @@ def test_custom_jsonl_with_a_sidecar_definition(tmp_path):
     assert len(bench.subset(1, seed=0)) == 1
 
 
+def test_a_sidecar_that_sets_only_the_scorer_keeps_the_default_fields(tmp_path):
+    rows = [{"id": "p1", "question": "Ann has 4 pens and buys 3. How many?", "answer": "7"}]
+    path = write(tmp_path / "pens.jsonl", json.dumps(rows[0]) + "\n")
+    write(tmp_path / "pens.yaml", "scorer: numeric\nprompt: 'Solve: {question}'\n")  # as the README shows
+    bench = load_benchmark(str(path))
+    (q,) = bench.questions()
+    assert q.id == "p1" and bench.definition.scorer == "numeric"
+    assert bench.messages(q)[0]["content"] == "Solve: Ann has 4 pens and buys 3. How many?"
+    assert bench.score(q, "She has 4 + 3 = 7 pens.\n#### 7").status == "correct"
+    assert bench.score(q, "#### 8").status == "wrong"
+
+
 def test_custom_code_benchmark_with_asserts(tmp_path, cache_dir):
     rows = [{"id": "sq", "question": "Write square(x).", "tests": ["assert square(3) == 9", "assert square(-2) == 4"],
              "solution": "def square(x):\n    return x * x\n"}]
