@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from itas.errors import CallError
+from itas.errors import CallError, CallRefusedError
 from itas.pool.config import Endpoint, ModelSpec, PoolConfig
 from itas.pool.types import Completion, SamplingParams
 
@@ -160,13 +160,16 @@ class FakePool:
     ``script(model, messages, params, sample_index) -> str`` gives each sample's text. Samples are cached under
     (model, messages, params, index) like the real pool, so identical requests get identical samples.
     ``delay`` seconds of real sleep per request (for concurrency tests); ``fail_on(model, messages)`` True ->
-    that request raises ``CallError``.
+    that request raises ``CallError``; a prompt of more than ``refuse_chars`` characters is refused with vLLM's
+    context-length message (a tokenizer that spends more tokens than the characters-per-token rule assumes).
     """
 
     def __init__(self, script: Callable[..., str] = well_formed, *, config: PoolConfig | None = None,
                  delay: float = 0.0, reward: Callable[[str, list[dict], str], float] | None = None,
-                 fail_on: Callable[[str, list[dict]], bool] | None = None):
+                 fail_on: Callable[[str, list[dict]], bool] | None = None, refuse_chars: int | None = None):
         self.script = script
+        self.refuse_chars = refuse_chars
+        self.refused = 0
         self.config = config or make_pool_config()
         self.delay = delay
         self._reward = reward or (lambda model, messages, response: float(len(response) % 7))
@@ -201,6 +204,13 @@ class FakePool:
                 await asyncio.sleep(0)
             if self.fail_on is not None and self.fail_on(model, snapshot):
                 raise CallError("scripted failure", endpoint=f"fake://{model}")
+            if self.refuse_chars is not None and sum(len(str(m["content"])) for m in messages) > self.refuse_chars:
+                self.refused += 1
+                limit = self.context_length(model)
+                raise CallRefusedError(f"request refused (HTTP 400): This model's maximum context length is {limit} "
+                                       f"tokens. However, your prompt contains at least {limit + 1} input tokens, "
+                                       f"which exceeds this limit even without any output tokens.",
+                                       endpoint=f"fake://{model}")
             prompt_tokens = sum(len(str(m["content"])) for m in messages) // 4 + 1
             out = []
             key = (model, json.dumps(snapshot, sort_keys=True), json.dumps(params.key()))

@@ -112,10 +112,32 @@ class ComponentContext:
                        chain: int | None = None) -> list[Completion]:
         """Samples ``start .. start+k-1`` of the prompt; each is recorded as one call. With ``chain``, calls
         of one chain are on one path of the critical path (they ran one after another)."""
-        completions = await self.pool.generate(model, messages, params, k=k, start=self.start)
+        completions = await self._generate_fitted(model, messages, params, k)
         for c in completions:
             self._record(model, c.sample_index, c.prompt_tokens, c.completion_tokens, c.duration, c.cached,
                          chain, c.finish_reason, "chat")
+        return completions
+
+    async def _generate_fitted(self, model: str, messages: list[dict], params: SamplingParams,
+                               k: int) -> list[Completion]:
+        """The call; when the server refuses a prompt that quotes candidates (``QuotedMessages``) as longer than
+        the model's context (the characters-per-token rule is an estimate: digits and LaTeX take more tokens),
+        the quoted texts are cut again to ``REFIT_SCALES`` of their room, in turn, until it is accepted."""
+        from itas.arch.tokens import REFIT_SCALES, is_context_overflow
+        from itas.errors import CallRefusedError
+
+        refit = getattr(messages, "refit", None)
+        attempts = iter(REFIT_SCALES if refit is not None else ())
+        while True:
+            try:
+                completions = await self.pool.generate(model, messages, params, k=k, start=self.start)
+                break
+            except CallRefusedError as exc:
+                scale = next(attempts, None)
+                if scale is None or not is_context_overflow(str(exc)):
+                    raise
+                messages = refit(scale)
+        self.count_truncations(getattr(messages, "cut", 0))
         return completions
 
     async def reward(self, model: str, messages: list[dict], response: str, *, chain: int | None = None) -> float:
@@ -145,13 +167,16 @@ class ComponentContext:
         """Count a documented fallback taken on malformed model output (name: '<type>.<what>')."""
         self.recorder.fallbacks[name] += n
 
-    def fit(self, model: str, max_tokens: int, fixed_tokens: int, texts: list[str]) -> list[str]:
+    def fit(self, model: str, max_tokens: int, fixed_tokens: int, texts: list[str], *,
+            scale: float = 1.0) -> tuple[list[str], int]:
         """``texts`` cut by the truncation rule to fit ``model``'s context next to ``fixed_tokens`` of other
-        prompt text and ``max_tokens`` of answer; every cut text is counted."""
-        budget = room_chars(self.pool.context_length(model), max_tokens, fixed_tokens)
-        fitted, cut = fit_texts(texts, budget)
-        self.recorder.truncations += cut
-        return fitted
+        prompt text and ``max_tokens`` of answer (``scale``: the share of that room they may take); and how many
+        were cut. The caller counts the cuts of the prompt it sends (``count_truncations``)."""
+        budget = int(room_chars(self.pool.context_length(model), max_tokens, fixed_tokens) * scale)
+        return fit_texts(texts, budget)
+
+    def count_truncations(self, n: int) -> None:
+        self.recorder.truncations += n
 
     # ---- the benchmark -------------------------------------------------------------------------------------
     def extract(self, text: str) -> str | None:

@@ -11,7 +11,10 @@ to fit: every candidate gets an equal share of the room that is left; a candidat
 all of its text and its unused share goes to the longer ones (water-filling); a cut text keeps its beginning
 and ends with ``TRUNCATION_MARK``. Each cut text counts as one truncation in the run's counters. Candidates
 are cut only in the prompt, never in the state passed on. If the other parts alone leave no room, every
-candidate is cut to the mark; should the server still refuse the prompt, the question fails with that reason.
+candidate is cut to the mark. The rule is an estimate (LaTeX and digits take more tokens than 3 characters'
+worth), so should the server refuse the prompt as longer than the context, the candidate texts are cut again to
+3/4, 1/2, 1/4 and then none of their room, in turn, until it is accepted; only a prompt refused even without
+them fails its question, with the server's reason.
 """
 
 from __future__ import annotations
@@ -22,6 +25,14 @@ from collections.abc import Sequence
 CHARS_PER_TOKEN = 3
 MESSAGE_OVERHEAD_TOKENS = 8
 TRUNCATION_MARK = " [...truncated]"
+REFIT_SCALES = (0.75, 0.5, 0.25, 0.0)  # the candidates' share of their room, tried in turn after a refusal
+_OVERFLOW_MARKERS = ("maximum context length", "context_length_exceeded", "context window")
+
+
+def is_context_overflow(message: str) -> bool:
+    """Whether a server's refusal says the prompt is longer than the model's context (vLLM's and OpenAI's words)."""
+    text = message.lower()
+    return any(m in text for m in _OVERFLOW_MARKERS)
 
 
 def approx_tokens(text: str) -> int:

@@ -212,13 +212,28 @@ def _parse_value(node: Node, hint: Any, f: dataclasses.Field) -> Any:
 
 
 # ---- helpers components share ---------------------------------------------------------------------------
+class QuotedMessages(list):
+    """Messages that quote candidate texts (``quoted_prompt``): ``cut`` texts were cut to fit, and
+    ``refit(scale)`` builds them again with the texts cut to ``scale`` of their room (after a server refused
+    the prompt as too long for the context)."""
+
+    def __init__(self, messages: list[dict], cut: int, refit: Callable[[float], QuotedMessages]):
+        super().__init__(messages)
+        self.cut = cut
+        self.refit = refit
+
+
 def quoted_prompt(ctx: ComponentContext, model: str, max_tokens: int, texts: list[str],
                   build: Callable[[list[str]], list[dict]]) -> list[dict]:
     """Messages quoting ``texts`` (candidate texts), cut by the truncation rule to fit ``model``'s context
-    with ``max_tokens`` of room (see ``itas.arch.tokens``); cuts are counted on ``ctx``."""
-    fixed = build([""] * len(texts))
-    fitted = ctx.fit(model, max_tokens, messages_tokens(fixed), texts)
-    return build(fitted)
+    with ``max_tokens`` of room (see ``itas.arch.tokens``); the cuts of the prompt sent are counted on ``ctx``."""
+    fixed = messages_tokens(build([""] * len(texts)))
+
+    def make(scale: float) -> QuotedMessages:
+        fitted, cut = ctx.fit(model, max_tokens, fixed, texts, scale=scale)
+        return QuotedMessages(build(fitted), cut, make)
+
+    return make(1.0)
 
 
 def numbered(texts: list[str], label: str = "Response") -> str:

@@ -134,6 +134,35 @@ def test_prompts_fit_the_context_and_truncation_is_counted(type_name):
         "truncation applies to prompts only, never to the candidates passed on"
 
 
+@pytest.mark.parametrize("type_name", sorted(QUOTES_CANDIDATES))
+def test_a_prompt_the_server_refuses_as_too_long_is_cut_again_until_accepted(type_name):
+    # the server's tokenizer spends more tokens than the rule assumes: it refuses prompts over 1,500 characters,
+    # where the rule would allow about 3 x (700 - 100) characters of prompt
+    bench = FakeBenchmark()
+    pool = FakePool(config=make_pool_config(context_length=700), refuse_chars=1500)
+    comp = make(type_name, max_tokens=100)
+    long = "word " * 1000 + "#### 3"
+    out, rec = run(comp, input_state(bench, texts=[long, "short #### 3", long]), pool, bench)
+    assert pool.refused > 0 and out.candidates
+    accepted = [r for r in pool.requests if sum(len(str(m["content"])) for m in r["messages"]) <= 1500]
+    assert accepted, "the prompt was cut again until the server took it"
+    assert rec.truncations > 0
+    assert all(len(c.text) >= len(long) for c in out.candidates if c.text.startswith("word"))
+
+
+def test_a_refusal_for_another_reason_is_not_retried():
+    import json
+
+    from itas.errors import CallError
+
+    bench = FakeBenchmark()
+    pool = FakePool(fail_on=lambda model, messages: "Response" in json.dumps(messages))
+    comp = make("fuser")
+    with pytest.raises(CallError):
+        run(comp, input_state(bench), pool, bench)
+    assert len(pool.requests) == 1
+
+
 def test_parameters_are_validated_with_key_paths(type_name):
     from itas.errors import ConfigError
 
