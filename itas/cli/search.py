@@ -10,8 +10,10 @@ from itas.cli._common import console, note, run_async
 
 
 def search(
-    benchmark: str = typer.Option(..., "--benchmark", "-b", help="Benchmark name (itas benchmarks list) or a JSONL file."),
-    budget: int = typer.Option(..., "--budget", "-n", help="Completed trials, the single-call baselines included."),
+    benchmark: str | None = typer.Option(None, "--benchmark", "-b", help="Benchmark name (itas benchmarks list) or a "
+                                         "JSONL file (with --resume: the search's own)."),
+    budget: int | None = typer.Option(None, "--budget", "-n", help="Completed trials, the single-call baselines "
+                                      "included (with --resume: the search's own unless given, to extend it)."),
     space: str | None = typer.Option(None, "--space", help="Search space YAML, or a shipped one: default, gsm8k, "
                                         "math, code, archon, beyond-archon."),
     pool: Path | None = typer.Option(None, "--pool", help="Pool YAML (default: the embedded default pool)."),
@@ -42,6 +44,9 @@ def search(
 
     if out is not None and resume is not None and Path(out) != Path(resume):
         raise InputError("give either --out DIR or --resume DIR, not both")
+    if resume is None and (benchmark is None or budget is None):
+        missing = " and ".join(o for o, v in (("--benchmark NAME", benchmark), ("--budget N", budget)) if v is None)
+        raise InputError(f"give {missing} for a new search, or --resume DIR to continue one")
     request = SearchRequest(benchmark=benchmark, budget=budget, out=out, resume=resume, space=space,
                             pool=str(pool) if pool else None, subset=subset, seed=seed, sampler=sampler, jobs=jobs,
                             max_spend=max_spend, dry_run=dry_run, enqueue=list(enqueue), storage=storage,

@@ -46,8 +46,8 @@ class SpaceTooConstrained(InputError):
 
 @dataclass
 class SearchRequest:
-    benchmark: str
-    budget: int
+    benchmark: str | None  # None: a resume's own
+    budget: int | None  # None: a resume's own
     out: Path | None = None
     resume: Path | None = None
     space: str | None = None
@@ -105,6 +105,10 @@ def resolve(request: SearchRequest, report: Callable[[str], None]) -> tuple[Path
                              f"give a directory written by itas search")
         if config.get("kind") != "search":
             raise InputError(f"{run_dir}: holds a '{config.get('kind')}' run, not a search")
+        if request.benchmark and request.benchmark != config["benchmark"]:
+            raise InputError(f"--benchmark {request.benchmark}: {run_dir} is a search on {config['benchmark']}; "
+                             f"leave --benchmark out to resume it, or give a new --out for a search on "
+                             f"{request.benchmark}")
         if request.budget and request.budget != config["budget"]:
             report(f"budget changed from {config['budget']} to {request.budget}")
             config["budget"] = request.budget

@@ -225,6 +225,12 @@ CASES = {
     "dir-out-is-a-file": (lambda c: c.search(out=c.pool), ["pool.yaml is a file, not a directory"]),
     "cli-out-and-resume-differ": (lambda c: c.search(out=c.root / "x", resume=c.existing),
                               ["either --out DIR or --resume DIR"]),
+    "cli-new-search-without-budget": (lambda c: c.search(budget=None),
+                                      ["give --budget N for a new search, or --resume DIR"]),
+    "cli-new-search-without-benchmark": (lambda c: c.search(benchmark=None, budget=None),
+                                         ["give --benchmark NAME and --budget N for a new search"]),
+    "dir-resume-another-benchmark": (lambda c: c.search(out=None, resume=c.existing, benchmark="math"),
+                                     ["--benchmark math:", "is a search on gsm8k", "leave --benchmark out"]),
     # read-only results directories
     "readonly-resume": (lambda c: read_only(c.existing, [
         sys.executable, "-m", "itas", *c.search(out=None, resume=c.existing, budget="3")]),

@@ -226,8 +226,9 @@ def test_sigkill_mid_trial_then_resume_loses_and_repeats_nothing(tmp_path, data_
         before_rows = {r["trial"]: r for r in rows(run) if r["status"] == "evaluated"}
         before_cache = cache_counts(run / "calls.sqlite")
         log_before = _server_log_len(server.url)
-        resumed = subprocess.run([sys.executable, "-m", "itas", "search", "--benchmark", "gsm8k", "--budget", "5",
-                                  "--resume", str(run), "--data-dir", str(data_dir)], cwd=REPO, env=env,
+        # resumed as the README says: the directory alone (benchmark, budget, space and pool are the search's own)
+        resumed = subprocess.run([sys.executable, "-m", "itas", "search", "--resume", str(run), "--data-dir",
+                                  str(data_dir)], cwd=REPO, env=env,
                                  capture_output=True, text=True, timeout=300)
         assert resumed.returncode == 0, resumed.stderr
         assert "interrupted" in resumed.stderr
