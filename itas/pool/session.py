@@ -67,19 +67,25 @@ def endpoint_latency(config: PoolConfig, report: Callable[[str], None]) -> dict[
 async def open_pool(pool: str | Path | PoolConfig | None = None, *, cache: str | Path | None = None,
                     report: Callable[[str], None] | None = None, timeout: float = 600.0,
                     retry: RetryPolicy | None = None, calibrate: bool = True,
-                    lora: Collection[str] = ()) -> AsyncIterator[Pool]:
+                    lora: Collection[str] = (), latency: dict[str, LatencyModel] | None = None) -> AsyncIterator[Pool]:
+    """The pool, its managed servers started (and stopped on exit). Latency models are calibrated on the idle
+    servers, except those given in ``latency`` (a resumed search keeps the ones its trials were scored with)."""
     report = report or (lambda _: None)
     config = pool if isinstance(pool, PoolConfig) else load_pool(pool)
     call_cache = CallCache(cache) if cache is not None else None
     running = None
+    known = dict(latency or {})
     try:
         if any(m.managed for m in config.models):
-            running = await asyncio.to_thread(serving.start_pool, config, report=report, calibrate=calibrate,
-                                              lora=frozenset(lora))
+            unknown = any(m.managed and m.name not in known for m in config.models)
+            running = await asyncio.to_thread(serving.start_pool, config, report=report,
+                                              calibrate=calibrate and unknown, lora=frozenset(lora))
             config = running.config
-        latency = dict(running.latency) if running else {}
-        if calibrate:
-            latency.update(await asyncio.to_thread(endpoint_latency, config, report))
+        models = dict(running.latency) if running else {}
+        if calibrate and any(not m.managed and m.name not in known for m in config.models):
+            models.update(await asyncio.to_thread(endpoint_latency, config, report))
+        models.update(known)
+        latency = models
         async with Pool(config, call_cache, timeout=timeout, retry=retry, latency=latency) as p:
             yield p
     finally:

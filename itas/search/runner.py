@@ -373,8 +373,12 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
         stopped = "budget"
     else:
         lora = lora_for_search(pool_config, space, enqueued)  # models whose servers load ttt adapters
+        kept = store.read_latency(run_dir)  # the latency models the search's trials were scored with, if any
+        if kept:
+            report("latency models of the search's first run kept (" + ", ".join(kept) + ")")
         async with open_pool(pool_config, cache=cache_path, report=report, timeout=config.get("timeout", 600.0),
-                             lora=lora) as pool:
+                             lora=lora, latency=kept) as pool:
+            store.write_latency(run_dir, pool.latency)
             runner.pool = pool
             progress.pool_stats = pool.stats
             stopped = await runner.run()

@@ -51,6 +51,27 @@ def write_config(run_dir: Path, config: dict) -> None:
     atomic_write(run_dir / CONFIG, json.dumps(config, indent=2, sort_keys=True))
 
 
+LATENCY = "latency.json"
+
+
+def read_latency(run_dir: Path) -> dict:
+    """The latency models (per pool model) the search's trials were scored with: kept from its first run, so that
+    a resume calibrating on a busier machine does not make its later trials look slower. Empty when there are
+    none yet (or the file is damaged: the servers are calibrated again)."""
+    from itas.pool.latency import LatencyModel
+
+    try:
+        data = json.loads((run_dir / LATENCY).read_text())
+        return {name: LatencyModel.from_dict(d) for name, d in data.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def write_latency(run_dir: Path, models: dict) -> None:
+    if models:
+        atomic_write(run_dir / LATENCY, json.dumps({k: v.to_dict() for k, v in sorted(models.items())}, indent=2))
+
+
 def trial_row(t: Any) -> dict:
     """A row of trials.csv from an Optuna FrozenTrial."""
     ua = t.user_attrs

@@ -135,6 +135,25 @@ def test_resume_continues_to_a_larger_budget_without_repeating(tmp_path, server,
     assert len(fps) == len(set(fps))
 
 
+def test_a_resume_scores_with_the_latency_models_of_the_first_run(tmp_path, server, data_dir):
+    space = {"stages": [{"generate": {"models": ["smollm2", "gemma3"], "count": [1, 2], "samples": [1, 2, 3]}}]}
+    first = search(tmp_path, server, space, budget=3, data_dir=data_dir)
+    kept = json.loads((first.run_dir / "latency.json").read_text())
+    assert set(kept) == {"smollm2", "gemma3"}
+    before = {r["trial"]: float(r["latency_p50"]) for r in rows(first.run_dir) if r["status"] == "evaluated"}
+    # as if the first run's servers had been 100x slower per output token than a new calibration would find
+    slow = {name: {**m, "time_per_output_token": m["time_per_output_token"] * 100} for name, m in kept.items()}
+    (first.run_dir / "latency.json").write_text(json.dumps(slow))
+    said: list[str] = []
+    again = asyncio.run(run_search(SearchRequest(benchmark=None, budget=5, resume=first.run_dir,
+                                                 data_dir=str(data_dir)), report=said.append))
+    after = {r["trial"]: float(r["latency_p50"]) for r in rows(again.run_dir) if r["status"] == "evaluated"}
+    new = [after[k] for k in after if k not in before]
+    assert new and min(new) > 10 * max(before.values()), (before, after)
+    assert any("latency models of the search's first run kept" in s for s in said)
+    assert json.loads((again.run_dir / "latency.json").read_text()) == slow
+
+
 def test_another_search_in_the_same_directory_is_refused_without_damage(tmp_path, server, data_dir):
     space = {"stages": [{"generate": {"models": ["smollm2"], "samples": [1, 2]}}]}
     out = search(tmp_path, server, space, budget=2, data_dir=data_dir)
