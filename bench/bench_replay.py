@@ -1,4 +1,4 @@
-"""Search efficiency, replayed on the recorded table (bench/tables/gsm8k-1step.jsonl), without any model.
+"""Search efficiency, replayed on the recorded table (bench/tables/word-problems.jsonl), without any model.
 
 - evaluations until an architecture with the table's highest accuracy is evaluated (the budget when none is):
   multivariate TPE against random search, median over 20 seeds, budget 100 (target: random needs >= 3x more);
@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-TABLE = HERE / "tables" / "gsm8k-1step.jsonl"
+TABLE = HERE / "tables" / "word-problems.jsonl"
 SEEDS = 20
 BUDGET = 100
 BUDGETS = (25, 50, 100)

@@ -5,7 +5,7 @@ to bench/results/bench.md (the README links to it).
 - sample reuse and engine use during a real 50-trial search of the default space on the default pool
   (bench/bench_search.py; targets <= 0.5 and >= 0.95);
 - search efficiency (TPE against random, hypervolume at budgets 25/50/100) and staged evaluation, replayed
-  on the recorded table bench/tables/gsm8k-1step.jsonl (bench/bench_replay.py; record it with
+  on the recorded table bench/tables/word-problems.jsonl (bench/bench_replay.py; record it with
   `make bench-table`);
 - scoring speed (from bench/bench_scoring.py when present).
 """
@@ -47,7 +47,7 @@ def search_rows() -> list[Row]:
 
 def replay_rows() -> list[Row]:
     """Search efficiency (TPE vs random) and staged evaluation, replayed on the recorded table."""
-    return _module("bench_replay").rows(HERE / "tables" / "gsm8k-1step.jsonl")
+    return _module("bench_replay").rows(HERE / "tables" / "word-problems.jsonl")
 
 
 def scoring() -> list[Row]:
