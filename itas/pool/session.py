@@ -85,8 +85,7 @@ async def open_pool(pool: str | Path | PoolConfig | None = None, *, cache: str |
         if calibrate and any(not m.managed and m.name not in known for m in config.models):
             models.update(await asyncio.to_thread(endpoint_latency, config, report))
         models.update(known)
-        latency = models
-        async with Pool(config, call_cache, timeout=timeout, retry=retry, latency=latency) as p:
+        async with Pool(config, call_cache, timeout=timeout, retry=retry, latency=models) as p:
             yield p
     finally:
         if running is not None:

@@ -167,10 +167,10 @@ def picked_architecture(rr: RunReport):
 
 
 def write_pick(rr: RunReport, path: Path) -> Path:
-    from itas.report.files import write_text
+    from itas.fsutil import atomic_write
 
     arch = picked_architecture(rr)
     where = rr.run.run_dir or rr.run.storage
     header = (f"# {arch.description}\n# from {where}, constraints: {' '.join(str(c) for c in rr.constraints)}\n"
               f"# run it: itas run --arch {path} --benchmark {rr.run.benchmark}\n")
-    return write_text(path, header + arch.to_yaml(full=True))
+    return atomic_write(path, header + arch.to_yaml(full=True))

@@ -22,7 +22,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from itas.report.files import atomic_path, write_text
+from itas.fsutil import atomic_path, atomic_write
 from itas.report.source import TrialRecord
 from itas.report.summary import RunReport
 from itas.search.pareto import MAXIMIZE, MINIMIZE, pareto_front
@@ -326,7 +326,7 @@ def write_html(reports: Sequence[RunReport], path: Path, data: dict) -> Path:
     page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>itas report</title>"
             f"<style>{_STYLE}</style></head><body><h1>itas report</h1>{''.join(sections)}"
             f"<script type=\"application/json\" id=\"itas-report\">{payload}</script></body></html>")
-    return write_text(path, page)
+    return atomic_write(path, page)
 
 
 def _html_table(rr: RunReport) -> str:
