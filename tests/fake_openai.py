@@ -148,7 +148,12 @@ if __name__ == "__main__":
     ap.add_argument("--enable-lora", action="store_true")
     ap.add_argument("--max-lora-rank", type=int, default=16)
     ap.add_argument("--max-loras", type=int, default=1)
+    ap.add_argument("--start-delay", type=float, default=0.0, help="seconds before it listens (a slow start)")
     a = ap.parse_args()
+    if a.start_delay:
+        import time
+
+        time.sleep(a.start_delay)
     server = FakeOpenAI(model=a.model, port=a.port)
     import os
     import sys

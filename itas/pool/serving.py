@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator
@@ -145,12 +146,15 @@ class RunningPool:
 
 
 def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _quiet,
-               calibrate: bool = True, lora: Collection[str] = ()) -> RunningPool:
+               calibrate: bool = True, lora: Collection[str] = (),
+               cancel: threading.Event | None = None) -> RunningPool:
     """Start (or adopt) the servers of every managed model of ``config``.
 
     ``detached`` servers (``itas pool up``) have no owner and run until ``itas pool down``; otherwise this
     process owns them, and the caller stops them (``RunningPool.stop``) when it is done. ``lora``: the models
-    whose servers must load LoRA adapters (see the module's docstring).
+    whose servers must load LoRA adapters (see the module's docstring). ``cancel``: set from another thread (an
+    interrupted caller that runs this in a thread), it stops the wait for readiness and the servers this call
+    started.
     """
     managed = [m for m in config.models if m.managed]
     wanted = {m.serve.spec_hash(m.name): m for m in managed}
@@ -206,11 +210,13 @@ def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _
                     report(f"starting {m.name} on port {rec['port']}{' with LoRA' if rec.get('lora') else ''} "
                            f"(log: {rec['log']})")
         for m, rec, proc in pending:
-            _wait_ready(m, rec, proc, report)
+            _wait_ready(m, rec, proc, report, cancel)
         for rec in started + reused:
             endpoints.setdefault(rec["model"], []).append(rec["url"])
         if calibrate:
             for m in managed:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("start of the pool cancelled")
                 first = next(r for r in started + reused if r["model"] == m.name)
                 latency[m.name] = _calibrated(m, first, report)
     except BaseException:
@@ -297,12 +303,19 @@ def _spawn(m: ModelSpec, detached: bool, lora: bool = False) -> tuple[dict, subp
     return rec, proc
 
 
-def _wait_ready(m: ModelSpec, rec: dict, proc: subprocess.Popen, report: Report) -> None:
+class Cancelled(Exception):
+    """``start_pool`` was cancelled through its ``cancel`` event."""
+
+
+def _wait_ready(m: ModelSpec, rec: dict, proc: subprocess.Popen, report: Report,
+                cancel: threading.Event | None = None) -> None:
     deadline = time.time() + m.serve.ready_timeout
     url = rec["url"] + "/models"
     t0 = time.time()
     with httpx.Client(timeout=5.0) as http:
         while time.time() < deadline:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"start of {m.name} cancelled")
             if proc.poll() is not None:
                 raise ServingError(f"the server of '{m.name}' exited with code {proc.returncode} before it was "
                                    f"ready; last lines of {rec['log']}: {_tail(rec['log'])}")
@@ -313,7 +326,10 @@ def _wait_ready(m: ModelSpec, rec: dict, proc: subprocess.Popen, report: Report)
                     return
             except (httpx.HTTPError, ValueError):
                 pass
-            time.sleep(1.0)
+            if cancel is not None:
+                cancel.wait(1.0)
+            else:
+                time.sleep(1.0)
     raise ServingError(f"the server of '{m.name}' was not ready after {m.serve.ready_timeout:.0f} s; "
                        f"see {rec['log']}: {_tail(rec['log'])}")
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
@@ -78,8 +79,7 @@ async def open_pool(pool: str | Path | PoolConfig | None = None, *, cache: str |
     try:
         if any(m.managed for m in config.models):
             unknown = any(m.managed and m.name not in known for m in config.models)
-            running = await asyncio.to_thread(serving.start_pool, config, report=report,
-                                              calibrate=calibrate and unknown, lora=frozenset(lora))
+            running = await _started(config, report=report, calibrate=calibrate and unknown, lora=frozenset(lora))
             config = running.config
         models = dict(running.latency) if running else {}
         if calibrate and any(not m.managed and m.name not in known for m in config.models):
@@ -92,6 +92,23 @@ async def open_pool(pool: str | Path | PoolConfig | None = None, *, cache: str |
             await asyncio.shield(asyncio.to_thread(running.stop, report))
         if call_cache is not None:
             call_cache.close()
+
+
+async def _started(config: PoolConfig, **kw) -> serving.RunningPool:
+    """``serving.start_pool`` in a thread. Cancelled (Ctrl-C) while the servers start, it tells the thread to stop
+    waiting and waits for it: the servers it started are stopped now, not left to their watchdogs."""
+    cancel = threading.Event()
+    start = asyncio.ensure_future(asyncio.to_thread(serving.start_pool, config, cancel=cancel, **kw))
+    try:
+        return await asyncio.shield(start)
+    except asyncio.CancelledError:
+        cancel.set()
+        try:
+            late = await asyncio.shield(start)
+        except BaseException:  # the thread stopped what it had started
+            raise asyncio.CancelledError from None
+        await asyncio.shield(asyncio.to_thread(late.stop))  # it had finished before it saw the cancel
+        raise
 
 
 def check_reachable(pool_config, attempts: int = 3) -> None:

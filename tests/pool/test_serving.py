@@ -186,3 +186,39 @@ def test_a_second_open_of_the_same_pool_in_one_process_does_not_stop_it():
     assert answers(url)  # still running: the first owner stops it
     first.stop()
     assert not answers(url)
+
+
+def test_a_search_interrupted_while_its_servers_start_stops_them_at_once(tmp_path):
+    """Ctrl-C while ``open_pool`` waits for a slow server: the interrupted process stops the server itself, at
+    once, rather than waiting for it to be ready and exiting with it running (left to its watchdog's grace)."""
+    import asyncio
+
+    from itas.pool.session import open_pool
+
+    args = [sys.executable, "-m", "tests.fake_openai", "--port", "{port}", "--model", "fake-model",
+            "--start-delay", "8"]
+    data = pool_data(args=args)
+    data["models"]["fake"]["serve"]["ready_timeout"] = 120
+    config = parse_pool(data, "pool.yaml")
+
+    async def interrupted():
+        async def use():
+            async with open_pool(config, calibrate=False):
+                raise AssertionError("the server should not have been ready")
+
+        task = asyncio.ensure_future(use())
+        while not state.read():  # the server has been spawned and recorded
+            await asyncio.sleep(0.05)
+        (rec,) = state.read()
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return rec
+
+    t0 = time.monotonic()
+    rec = asyncio.run(interrupted())  # also waits for the thread that was starting the server
+    took = time.monotonic() - t0
+    assert took < 6, f"the interrupted start took {took:.1f} s to end (the server takes 8 s to start)"
+    assert state.read() == [], "the starting server is still recorded"
+    assert group_gone(rec["pid"], 5), "the starting server still runs"
