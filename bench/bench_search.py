@@ -6,7 +6,8 @@
 - engine use: generated tokens/s during that search (completion tokens of every call it sent, over the time
   from its first call's start to its last call's end) divided by the tokens/s of a plain load of the same
   requests (same prompts, parameters and number of samples, taken from the search's call cache), all sent at
-  once to the same servers in the same run. Target >= 0.95.
+  once to the same servers in the same run: the better of all of them at once and each model's at once, one
+  model after the other (servers that share cores do more apart). Target >= 0.95.
 """
 
 from __future__ import annotations
@@ -126,6 +127,16 @@ async def plain_load(config, requests: list[tuple[str, dict, int]]) -> tuple[int
         return sum(tokens), time.perf_counter() - t0
 
 
+def plain_apart(config, requests: list[tuple[str, dict, int]]) -> float:
+    """Tokens/s of the plain load sent one model at a time (each model's requests all at once): on servers that
+    share cores, faster than all at once."""
+    tokens, seconds = 0, 0.0
+    for model in sorted({m for m, _, _ in requests}):
+        t, s = asyncio.run(plain_load(config, [r for r in requests if r[0] == model]))
+        tokens, seconds = tokens + t, seconds + s
+    return tokens / seconds
+
+
 def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
     from itas.pool.config import load_pool
     from itas.pool.serving import managed
@@ -154,7 +165,9 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
         search_rate = tokens / (last - first)
         busy = in_flight(out / "calls.sqlite")
         plain_tokens, plain_s = asyncio.run(plain_load(running.config, requests))
-        plain_rate = plain_tokens / plain_s
+        together = plain_tokens / plain_s
+        apart = plain_apart(running.config, requests)
+        plain_rate = max(together, apart)
     reuse = sent / would
     use = search_rate / plain_rate
     gaps = sorted(harness_gaps(out))
@@ -164,12 +177,13 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
         (f"sample reuse: calls sent ÷ calls without the cache ({outcome.counted}-trial search of the default space, "
          f"GSM8K, {subset} questions, --jobs {jobs}, {len(evaluated)} evaluated trials: {sent:,} sent of "
          f"{would:,}; search took {search_s / 60:.1f} min)", f"{reuse:.2f}", "<= 0.5", _ok(reuse <= 0.5)),
-        (f"engine use during that search: tokens/s while it ran ÷ plain load of its {len(requests):,} requests "
-         f"all at once ({search_rate:.0f} vs {plain_rate:.0f} tok/s, both servers; on average {busy:.0f} samples "
-         f"were being generated at once during the search, {sent:,} in the plain load)", f"{use:.2f}", ">= 0.95",
-         _ok(use >= 0.95)),
-        (f"engine use, where the time went: itas started each next layer {p95 * 1000:.0f} ms (p95 of {len(gaps):,}; "
-         f"max {max(gaps, default=0) * 1000:.0f} ms) after the layer before it ended; the last "
+        (f"engine use during that search: tokens/s while it ran ÷ the better plain load of its {len(requests):,} "
+         f"requests ({search_rate:.0f} tok/s against {together:.0f} with all sent at once to both servers and "
+         f"{apart:.0f} with each model's sent at once, one model after the other; on average {busy:.0f} samples "
+         f"were being generated at once during the search)", f"{use:.2f}", ">= 0.95", _ok(use >= 0.95)),
+        (f"engine use, where the time went: each next layer's first call reached its server {p95 * 1000:.0f} ms "
+         f"(p95 of {len(gaps):,}; max {max(gaps, default=0) * 1000:.0f} ms) after the layer before it ended (mostly "
+         f"waiting for its model's turn: the default pool's two servers take turns on the 2 cores); the last "
          f"{tail:.0%} of the search ran after its last trial had started (only the deepest trials' later layers "
          f"left: the calls that depend on earlier ones)", f"{tail:.0%} tail", "—", "—"),
     ]
@@ -189,10 +203,11 @@ def engine_use_of_run(run_dir: Path, sample: float = 0.25, seed: int = 0) -> dic
     picked = random.Random(seed).sample(requests, max(1, round(len(requests) * sample)))
     with managed(load_pool(None), calibrate=False) as running:
         plain_tokens, plain_s = asyncio.run(plain_load(running.config, picked))
+        plain_rate = max(plain_tokens / plain_s, plain_apart(running.config, picked))
     gaps = sorted(harness_gaps(run_dir))
     return {"requests": len(requests), "calls": sum(n for _, _, n in requests), "tokens": tokens, "busy_s": busy,
-            "search_rate": tokens / busy, "sampled": len(picked), "plain_rate": plain_tokens / plain_s,
-            "use": (tokens / busy) / (plain_tokens / plain_s), "tail": tail_share(run_dir, first, last),
+            "search_rate": tokens / busy, "sampled": len(picked), "plain_rate": plain_rate,
+            "use": (tokens / busy) / plain_rate, "tail": tail_share(run_dir, first, last),
             "gap_p95_ms": 1000 * gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0}
 
 

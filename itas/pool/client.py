@@ -7,6 +7,7 @@ every call (exponential backoff on 5xx, timeouts, dropped connections and malfor
 Retry-After); typed errors. Samples are read from the call cache first, and only the missing ones are asked
 for, in one request with ``n`` where the server allows it and in separate requests where it refuses ``n`` or
 returns fewer choices. Concurrent requests for the same sample wait for one another instead of asking twice.
+Models of one ``turns`` group (servers that share compute) send their requests in turns (``itas.pool.turns``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from itas.errors import CallError, CallRefusedError, ConfigError
 from itas.pool.cache import CallCache, request_key
 from itas.pool.config import Endpoint, ModelSpec, PoolConfig
 from itas.pool.latency import LatencyModel
+from itas.pool.turns import Turns
 from itas.pool.types import Completion, SamplingParams
 
 
@@ -130,6 +132,8 @@ class Pool:
                 continue
             self._endpoints[m.name] = [_EndpointState(m, e, timeout) for e in m.endpoints]
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
+        # models that share compute take turns (see itas.pool.turns): one Turns per group
+        self.turns: dict[str, Turns] = {m.turns: Turns() for m in config.models if m.turns}
 
     async def __aenter__(self) -> Pool:
         return self
@@ -284,12 +288,15 @@ class Pool:
             body["seed"] = params.seed + indices[0]
         attempt = 0
         payload = _encode(body)
+        turns = self.turns.get(spec.turns) if spec.turns else None
         ep.pending += 1
         try:
             while True:
                 attempt += 1
                 try:
                     async with ep.semaphore:
+                        if turns is not None:
+                            await turns.acquire(spec.name)
                         self.stats.in_flight += 1
                         self.stats.requests_sent += 1
                         t0 = time.perf_counter()
@@ -297,6 +304,8 @@ class Pool:
                             status, headers, raw = await ep.post(payload)
                         finally:
                             self.stats.in_flight -= 1
+                            if turns is not None:
+                                turns.release(spec.name)
                         duration = time.perf_counter() - t0
                     if 200 <= status < 300:
                         return self._parse(spec, ep, json.loads(raw), indices, n, duration, params.max_tokens)

@@ -10,6 +10,7 @@ models:
       - url: http://127.0.0.1:8000/v1
     api_key_env: OPENAI_API_KEY  # optional; the key itself is never written anywhere
     price: {input: 0.10, output: 0.40}   # USD per million tokens; all models priced or none
+    turns: cpu                   # optional: models of one group share compute; they send requests in turns
     serve:                       # optional: itas starts the server itself (instead of `endpoints`)
       replicas: 1
       args: ["{python}", "-m", "vllm.entrypoints.openai.api_server", "--port", "{port}", ...]
@@ -119,6 +120,7 @@ class ModelSpec:
     price: Price | None = None
     serve: ServeSpec | None = None
     supports_n: bool = True
+    turns: str | None = None  # models of the same group share compute: their requests go in turns
 
     @property
     def managed(self) -> bool:
@@ -196,12 +198,14 @@ class PoolConfig:
                     d["serve"]["lora"] = m.serve.lora.to_dict()
             if not m.supports_n:
                 d["supports_n"] = False
+            if m.turns is not None:
+                d["turns"] = m.turns
             out["models"][m.name] = d
         return out
 
 
 _MODEL_KEYS = ["model", "context_length", "max_concurrency", "endpoints", "api_key_env", "price", "serve",
-               "supports_n"]
+               "supports_n", "turns"]
 
 
 def parse_pool(data: object, source: str) -> PoolConfig:
@@ -276,9 +280,14 @@ def _parse_model(name: str, node: Node) -> ModelSpec:
     if not serve and not endpoints:
         raise node.error("needs 'endpoints' (a list of URLs) or 'serve' (how itas starts the server)")
     supports_n = node.child("supports_n").bool() if node.has("supports_n") else True
+    turns = None
+    if node.has("turns"):
+        turns = node.child("turns").str()
+        if not turns.replace("-", "").replace("_", "").isalnum():
+            raise node.child("turns").error(f"'{turns}' is not a group name (letters, digits, '-', '_'), such as cpu")
     return ModelSpec(name=name, model=model, context_length=context_length, max_concurrency=max_conc,
                      endpoints=tuple(endpoints), api_key_env=api_key_env, price=price, serve=serve,
-                     supports_n=supports_n)
+                     supports_n=supports_n, turns=turns)
 
 
 def _parse_lora(node: Node) -> LoraSpec:
