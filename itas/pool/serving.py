@@ -28,7 +28,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -114,6 +114,9 @@ def reap_orphans(keep: Callable[[dict], bool] | None = None, report: Report = _q
         for rec in records:
             if not state.alive(rec.get("pid"), rec.get("pid_start")):
                 continue
+            if not state.owner_alive(rec) and state.hand_over(rec):
+                kept.append(rec)  # its owner died, but another itas process still uses it: now that one's
+                continue
             if not state.owner_alive(rec) and not (keep and keep(rec)):
                 report(f"stopping orphaned server {rec['model']} on port {rec['port']} (owner pid "
                        f"{rec['owner']['pid']} died)")
@@ -134,15 +137,32 @@ class RunningPool:
     latency: dict[str, LatencyModel]
     started: list[dict]  # records this process started or adopted, and owns
     reused: list[dict]  # detached servers (itas pool up) used but not owned
+    shared: list[dict] = field(default_factory=list)  # servers another running itas process owns, used too
 
     def stop(self, report: Report = _quiet) -> None:
-        ids = {r["id"] for r in self.started}
-        for rec in self.started:
+        """Stop the servers this process owns, unless another itas process still uses one: that one becomes its
+        owner. Servers shared with another owner are left to it."""
+        me = state.me()
+        mine = {r["id"] for r in self.started} | {r["id"] for r in self.shared}
+        to_stop = {r["id"]: r for r in self.started}
+        with state.locked() as records:
+            for rec in records:
+                if rec["id"] not in mine:
+                    continue
+                rec["users"] = [u for u in rec.get("users") or [] if u != me]
+                if rec.get("owner") == me and state.hand_over(rec):
+                    report(f"leaving {rec['model']} (port {rec['port']}) running: itas process "
+                           f"{rec['owner']['pid']} still uses it")
+                    to_stop.pop(rec["id"], None)
+                elif rec.get("owner") == me:
+                    to_stop[rec["id"]] = rec  # handed over to this process by an owner that left before it
+                else:
+                    to_stop.pop(rec["id"], None)
+            records[:] = [r for r in records if r["id"] not in to_stop]
+        for rec in to_stop.values():
             report(f"stopping {rec['model']} (port {rec['port']})")
             stop_record(rec)
-        with state.locked() as records:
-            records[:] = [r for r in records if r["id"] not in ids]
-        self.started = []
+        self.started, self.shared = [], []
 
 
 def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _quiet,
@@ -169,6 +189,7 @@ def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _
     latency: dict[str, LatencyModel] = {}
     started: list[dict] = []
     reused: list[dict] = []
+    shared: list[dict] = []
     pending: list[tuple[ModelSpec, dict, subprocess.Popen]] = []
     try:
         with state.locked() as records:
@@ -197,6 +218,11 @@ def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _
                         reused.append(rec)
                         report(f"using {m.name} on port {rec['port']} (started by itas pool up"
                                f"{', with LoRA' if rec.get('lora') else ''})")
+                    elif not detached and state.owner_alive(rec):
+                        # another running itas process owns it: use it too; the last of us to leave stops it
+                        rec["users"] = [*(u for u in rec.get("users") or [] if u != state.me()), state.me()]
+                        shared.append(rec)
+                        report(f"sharing {m.name} on port {rec['port']} with itas process {rec['owner']['pid']}")
                     else:
                         if rec.get("owner") is not None and not state.owner_alive(rec):
                             report(f"adopting {m.name} on port {rec['port']} (its owner died)")
@@ -211,22 +237,27 @@ def start_pool(config: PoolConfig, *, detached: bool = False, report: Report = _
                            f"(log: {rec['log']})")
         for m, rec, proc in pending:
             _wait_ready(m, rec, proc, report, cancel)
-        for rec in started + reused:
+        for rec in started + reused + shared:
             endpoints.setdefault(rec["model"], []).append(rec["url"])
         if calibrate:
             for m in managed:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled("start of the pool cancelled")
-                first = next(r for r in started + reused if r["model"] == m.name)
+                first = next(r for r in started + reused + shared if r["model"] == m.name)
                 latency[m.name] = _calibrated(m, first, report)
     except BaseException:
         for _, rec, _ in pending:
             stop_record(rec)
         ids = {rec["id"] for _, rec, _ in pending}
+        left = {rec["id"] for rec in shared}
         with state.locked() as records:
             records[:] = [r for r in records if r["id"] not in ids]
+            for r in records:
+                if r["id"] in left:
+                    r["users"] = [u for u in r.get("users") or [] if u != state.me()]
         raise
-    return RunningPool(config=config.with_endpoints(endpoints), latency=latency, started=started, reused=reused)
+    return RunningPool(config=config.with_endpoints(endpoints), latency=latency, started=started, reused=reused,
+                       shared=shared)
 
 
 def record_has_lora(rec: dict, m: ModelSpec) -> bool:
@@ -247,6 +278,9 @@ def _not_ours_to_restart(rec: dict, detached: bool) -> str | None:
         return "in use by this process"
     if state.owner_alive(rec):
         return f"in use by itas process {owner.get('pid')}"
+    users = [u for u in state.users_alive(rec) if u != state.me()]
+    if users:
+        return f"in use by itas process {users[0].get('pid')}"
     return None
 
 

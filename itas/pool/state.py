@@ -88,3 +88,18 @@ def owner_alive(record: dict) -> bool:
 
 def me() -> dict:
     return {"pid": os.getpid(), "start": process_start_time(os.getpid())}
+
+
+def users_alive(record: dict) -> list[dict]:
+    """The other itas processes that share the recorded server with its owner and are still running."""
+    return [u for u in record.get("users") or [] if isinstance(u, dict) and alive(u.get("pid"), u.get("start"))]
+
+
+def hand_over(record: dict) -> bool:
+    """When the record's owner has died (or is leaving: its ``users`` no longer list it) and another process still
+    shares the server, make that process the owner (in place; the caller holds the lock). True if handed over."""
+    users = [u for u in users_alive(record) if u != record.get("owner")]
+    if not users:
+        return False
+    record["owner"], record["users"] = users[0], users[1:]
+    return True

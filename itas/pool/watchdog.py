@@ -1,8 +1,9 @@
 """Runs one model server and stops it when nobody owns it any more.
 
 ``python -m itas.pool.watchdog RECORD_ID LOG -- ARGS...`` (started by itas in a new session, so it leads the
-server's process group). Every second it reads its record in the state file: when the record is gone, or its
-owner process has died and no other itas process adopted the server within the grace period
+server's process group). Every second it reads its record in the state file: when its owner process has died,
+another itas process that shares the server becomes the owner; when the record is gone, or the owner has died
+with no one sharing and no other itas process adopted the server within the grace period
 (``ITAS_ORPHAN_GRACE`` seconds, default 60), it stops the server's whole process group. When the server
 exits by itself, the watchdog exits with it.
 """
@@ -62,6 +63,11 @@ def main() -> None:
             stop_group(pgid, child)
             sys.exit(0)
         if state.owner_alive(rec):
+            orphaned_since = None
+            continue
+        with state.locked() as recs:  # the owner died: another itas process that shares the server takes it
+            handed = any(r.get("id") == record_id and state.hand_over(r) for r in recs)
+        if handed:
             orphaned_since = None
             continue
         orphaned_since = orphaned_since or time.time()

@@ -222,3 +222,75 @@ def test_a_search_interrupted_while_its_servers_start_stops_them_at_once(tmp_pat
     assert took < 6, f"the interrupted start took {took:.1f} s to end (the server takes 8 s to start)"
     assert state.read() == [], "the starting server is still recorded"
     assert group_gone(rec["pid"], 5), "the starting server still runs"
+
+
+OTHER_PROCESS = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from itas.pool.config import parse_pool
+from itas.pool.serving import start_pool
+running = start_pool(parse_pool(json.loads(sys.argv[1]), "pool.yaml"), calibrate=False)
+print("ready", flush=True)
+sys.stdin.readline()
+running.stop()
+print("stopped", flush=True)
+"""
+
+
+def other_itas_process():
+    """Another itas process using the same pool: it starts (or shares) the server, waits for a line, stops."""
+    proc = subprocess.Popen([sys.executable, "-c", OTHER_PROCESS, json.dumps(pool_data()), str(REPO)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def leave(proc) -> None:
+    proc.stdin.write("\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline().strip() == "stopped"
+    proc.wait(timeout=30)
+
+
+def test_a_second_process_shares_a_running_server_and_the_last_one_out_stops_it():
+    """A search keeps its server while another itas command on the same pool comes and goes, in either order."""
+    config = parse_pool(pool_data(), "pool.yaml")
+    # the other process leaves first: the server stays up for this one, which now owns it
+    other = other_itas_process()
+    mine = start_pool(config, calibrate=False)
+    (rec,) = state.read()
+    url = mine.config["fake"].endpoints[0].url
+    assert mine.started == [] and rec["owner"]["pid"] == other.pid and rec["users"] == [state.me()]
+    leave(other)
+    assert answers(url), "the other process stopped a server this one still uses"
+    (rec,) = state.read()
+    assert rec["owner"] == state.me() and rec["users"] == []
+    mine.stop()
+    assert group_gone(rec["pid"], 10) and state.read() == [] and not answers(url)
+    # this process leaves first: the other keeps the server, and stops it when it leaves
+    mine = start_pool(config, calibrate=False)
+    other = other_itas_process()
+    (rec,) = state.read()
+    url = mine.config["fake"].endpoints[0].url
+    assert rec["owner"] == state.me() and [u["pid"] for u in rec["users"]] == [other.pid]
+    mine.stop()
+    assert answers(url), "this process stopped a server the other still uses"
+    assert state.read()[0]["owner"]["pid"] == other.pid
+    leave(other)
+    assert group_gone(rec["pid"], 10) and state.read() == []
+
+
+def test_a_sharing_process_takes_over_when_the_owner_is_killed(tmp_path):
+    config = parse_pool(pool_data(), "pool.yaml")
+    other = other_itas_process()
+    mine = start_pool(config, calibrate=False)
+    url = mine.config["fake"].endpoints[0].url
+    other.kill()
+    other.wait()
+    deadline = time.time() + 15  # the server's watchdog hands it over within about a second
+    while time.time() < deadline and state.read()[0]["owner"]["pid"] != os.getpid():
+        time.sleep(0.2)
+    (rec,) = state.read()
+    assert rec["owner"] == state.me() and answers(url)
+    mine.stop()
+    assert group_gone(rec["pid"], 10) and state.read() == []
