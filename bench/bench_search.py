@@ -211,6 +211,73 @@ def engine_use_of_run(run_dir: Path, sample: float = 0.25, seed: int = 0) -> dic
             "gap_p95_ms": 1000 * gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0}
 
 
+async def _capped_load(config, requests, cap: int) -> tuple[int, float]:
+    """``plain_load`` with at most ``cap`` requests at the servers at once."""
+    sem = asyncio.Semaphore(cap)
+    gate = [(m, r, n) for m, r, n in requests]
+
+    async def one(item):
+        async with sem:
+            return await plain_load(config, [item])
+
+    t0 = time.perf_counter()
+    done = await asyncio.gather(*(one(x) for x in gate))
+    return sum(t for t, _ in done), time.perf_counter() - t0
+
+
+async def _with_trickle(config, main_reqs, other_reqs, trickle: int) -> tuple[int, float]:
+    """``main_reqs`` all at once while ``trickle`` requests of ``other_reqs`` (one sample, 64 tokens each) are
+    always in flight at the other model's server: the main model's tokens and seconds."""
+    stop = asyncio.Event()
+
+    async def trickler(k: int):
+        i = k
+        while not stop.is_set():
+            m, req, _ = other_reqs[i % len(other_reqs)]
+            i += trickle
+            short = {**req, "params": {**req["params"], "max_tokens": 64}}
+            await plain_load(config, [(m, short, 1)])
+
+    tasks = [asyncio.ensure_future(trickler(k)) for k in range(trickle)]
+    tokens, seconds = await plain_load(config, main_reqs)
+    stop.set()
+    await asyncio.gather(*tasks)
+    return tokens, seconds
+
+
+def causes(run_dir: Path, sample: float = 0.5, seed: int = 0) -> list[str]:
+    """What holds a search's engine use down, measured on a seeded sample of its requests with freshly started
+    default-pool servers: (1) in-flight: the plain load capped at 16 and at the search's mean in flight, against
+    all at once; (2) two servers on the same cores: the busiest model's requests all at once, alone and with one
+    request of the other model always in flight (itas's ``turns`` exist to prevent the latter)."""
+    import random
+
+    from itas.pool.config import load_pool
+    from itas.pool.serving import managed
+
+    requests, *_ = sent_requests(run_dir / "calls.sqlite")
+    picked = random.Random(seed).sample(requests, max(2, round(len(requests) * sample)))
+    mean = max(1, round(in_flight(run_dir / "calls.sqlite")))
+    by_model: dict[str, list] = {}
+    for r in picked:
+        by_model.setdefault(r[0], []).append(r)
+    busiest = max(by_model, key=lambda m: sum(r[1]["params"].get("max_tokens") or 0 for r in by_model[m]))
+    others = [r for m, rs in by_model.items() if m != busiest for r in rs]
+    lines = []
+    with managed(load_pool(None), calibrate=False) as running:
+        cfg = running.config
+        asyncio.run(plain_load(cfg, picked[:8]))  # warm-up
+        for cap in (16, mean, len(picked)):
+            t, s = asyncio.run(_capped_load(cfg, picked, cap))
+            lines.append(f"{len(picked)} of the search's requests, at most {cap} at once: {t / s:.0f} tok/s")
+        t, s = asyncio.run(plain_load(cfg, by_model[busiest]))
+        lines.append(f"{busiest}'s {len(by_model[busiest])} requests all at once, alone: {t / s:.0f} tok/s")
+        if others:
+            t, s = asyncio.run(_with_trickle(cfg, by_model[busiest], others, 1))
+            lines.append(f"the same, with one request of the other model always in flight: {t / s:.0f} tok/s")
+    return lines
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -218,8 +285,12 @@ if __name__ == "__main__":
                                              "finished search against a plain load of a sample of its requests")
     ap.add_argument("--run", type=Path, help="a search's results directory")
     ap.add_argument("--sample", type=float, default=0.25, help="share of its requests in the plain load")
+    ap.add_argument("--causes", type=Path, help="a search's results directory: measure what holds its engine use "
+                                                "down (in flight; two servers on the same cores)")
     a = ap.parse_args()
-    if a.run:
+    if a.causes:
+        print("\n".join(causes(a.causes, a.sample if a.sample != 0.25 else 0.5)))
+    elif a.run:
         print(json.dumps(engine_use_of_run(a.run, a.sample), indent=1))
     else:
         for r in main():
