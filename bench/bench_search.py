@@ -106,10 +106,12 @@ def sent_requests(cache_path: Path) -> tuple[list[tuple[str, dict, int]], int, f
     return out, tokens, min(r[3] for r in rows), max(r[4] for r in rows)
 
 
-async def plain_load(config, requests: list[tuple[str, dict, int]]) -> tuple[int, float]:
-    """Send every request at once straight to the servers (httpx, no itas); (completion tokens, seconds)."""
+async def plain_load(config, requests: list[tuple[str, dict, int]], cap: int | None = None) -> tuple[int, float]:
+    """Send every request at once (at most ``cap`` at a time, when given) straight to the servers (httpx, no
+    itas); (completion tokens, seconds)."""
     import httpx
 
+    gate = asyncio.Semaphore(cap or max(1, len(requests)))
     urls = {m.model: m.endpoints[0].url for m in config.models}  # the cache records the served model name
     async with httpx.AsyncClient(timeout=3600, limits=httpx.Limits(max_connections=4000)) as http:
         async def one(model: str, req: dict, n: int) -> int:
@@ -118,7 +120,8 @@ async def plain_load(config, requests: list[tuple[str, dict, int]]) -> tuple[int
             body = {"model": model, "messages": req["messages"], "n": n,
                     **{k: v for k, v in params.items() if k in ("temperature", "max_tokens", "top_p", "stop", "seed")
                        and v is not None}}
-            r = await http.post(url + "/chat/completions", json=body)
+            async with gate:
+                r = await http.post(url + "/chat/completions", json=body)
             r.raise_for_status()
             return r.json()["usage"]["completion_tokens"]
 
@@ -211,20 +214,6 @@ def engine_use_of_run(run_dir: Path, sample: float = 0.25, seed: int = 0) -> dic
             "gap_p95_ms": 1000 * gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0}
 
 
-async def _capped_load(config, requests, cap: int) -> tuple[int, float]:
-    """``plain_load`` with at most ``cap`` requests at the servers at once."""
-    sem = asyncio.Semaphore(cap)
-    gate = [(m, r, n) for m, r, n in requests]
-
-    async def one(item):
-        async with sem:
-            return await plain_load(config, [item])
-
-    t0 = time.perf_counter()
-    done = await asyncio.gather(*(one(x) for x in gate))
-    return sum(t for t, _ in done), time.perf_counter() - t0
-
-
 async def _with_trickle(config, main_reqs, other_reqs, trickle: int) -> tuple[int, float]:
     """``main_reqs`` all at once while ``trickle`` requests of ``other_reqs`` (one sample, 64 tokens each) are
     always in flight at the other model's server: the main model's tokens and seconds."""
@@ -268,7 +257,7 @@ def causes(run_dir: Path, sample: float = 0.5, seed: int = 0) -> list[str]:
         cfg = running.config
         asyncio.run(plain_load(cfg, picked[:8]))  # warm-up
         for cap in (16, mean, len(picked)):
-            t, s = asyncio.run(_capped_load(cfg, picked, cap))
+            t, s = asyncio.run(plain_load(cfg, picked, cap))
             lines.append(f"{len(picked)} of the search's requests, at most {cap} at once: {t / s:.0f} tok/s")
         t, s = asyncio.run(plain_load(cfg, by_model[busiest]))
         lines.append(f"{busiest}'s {len(by_model[busiest])} requests all at once, alone: {t / s:.0f} tok/s")
@@ -284,14 +273,15 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="make bench's search measurements, or (--run) the engine use of a "
                                              "finished search against a plain load of a sample of its requests")
     ap.add_argument("--run", type=Path, help="a search's results directory")
-    ap.add_argument("--sample", type=float, default=0.25, help="share of its requests in the plain load")
+    ap.add_argument("--sample", type=float, help="share of its requests in the plain load (default: 0.25 with --run, "
+                                                 "0.5 with --causes)")
     ap.add_argument("--causes", type=Path, help="a search's results directory: measure what holds its engine use "
                                                 "down (in flight; two servers on the same cores)")
     a = ap.parse_args()
     if a.causes:
-        print("\n".join(causes(a.causes, a.sample if a.sample != 0.25 else 0.5)))
+        print("\n".join(causes(a.causes, a.sample or 0.5)))
     elif a.run:
-        print(json.dumps(engine_use_of_run(a.run, a.sample), indent=1))
+        print(json.dumps(engine_use_of_run(a.run, a.sample or 0.25), indent=1))
     else:
         for r in main():
             print(" | ".join(r))

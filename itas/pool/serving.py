@@ -114,10 +114,8 @@ def reap_orphans(keep: Callable[[dict], bool] | None = None, report: Report = _q
         for rec in records:
             if not state.alive(rec.get("pid"), rec.get("pid_start")):
                 continue
-            if not state.owner_alive(rec) and state.hand_over(rec):
-                kept.append(rec)  # its owner died, but another itas process still uses it: now that one's
-                continue
-            if not state.owner_alive(rec) and not (keep and keep(rec)):
+            if not state.owner_alive(rec) and not state.hand_over(rec) and not (keep and keep(rec)):
+                # its owner died, no other itas process shares it (else that one now owns it), none adopts it
                 report(f"stopping orphaned server {rec['model']} on port {rec['port']} (owner pid "
                        f"{rec['owner']['pid']} died)")
                 stop_record(rec)
