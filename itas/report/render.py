@@ -141,7 +141,8 @@ def ttt_section(rr: RunReport) -> list[str]:
 def headline(rr: RunReport) -> str:
     run = rr.run
     c = rr.counts
-    extra = ", ".join(f"{c[k]} {k}" for k in ("infeasible", "duplicate", "failed") if c.get(k))
+    extra = ", ".join(f"{c[k]} {k}" for k in ("infeasible", "duplicate", "failed", "interrupted")
+                      if c.get(k))
     best = rr.best_single
     return (f"{run.label}: {run.benchmark}, {len(run.question_ids())} questions, {c.get('evaluated', 0)} evaluated "
             f"trials" + (f" ({extra})" if extra else "") + f", {len(rr.front)} on the front; best single call: "

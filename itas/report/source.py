@@ -16,6 +16,7 @@ from typing import Any
 
 from itas.errors import InputError
 from itas.search.pareto import pareto_front
+from itas.search.store import trial_status
 
 QUESTION_KEYS = ("id", "score", "calls", "prompt_tokens", "completion_tokens", "latency", "cost")
 
@@ -92,7 +93,7 @@ class TrialRecord:
     def from_frozen(cls, t: Any) -> TrialRecord:
         ua = t.user_attrs
         state = t.state.name
-        status = "failed" if state == "FAIL" else (ua.get("itas_status") or state.lower())
+        status = trial_status(t)
         dup = ua.get("duplicate_of")
         return cls(number=t.number, state=state, kind=ua.get("itas_kind", ""), status=status,
                    values=tuple(float(v) for v in t.values) if t.values else None,

@@ -102,7 +102,7 @@ class RunReport:
 
 
 def trial_counts(run: RunData) -> dict[str, int]:
-    out = {"evaluated": 0, "infeasible": 0, "duplicate": 0, "failed": 0, "other": 0}
+    out = {"evaluated": 0, "infeasible": 0, "duplicate": 0, "failed": 0, "interrupted": 0, "other": 0}
     for t in run.trials:
         key = "evaluated" if t.evaluated else t.status if t.status in out else "other"
         out[key] += 1

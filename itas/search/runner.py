@@ -345,8 +345,7 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
         # With shared storage, other workers' trials are running: Optuna's heartbeat finds the stale ones.
         interrupted = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING])
         for t in interrupted:
-            study._storage.set_trial_user_attr(t._trial_id, "reason",
-                                               "interrupted (the search was killed); evaluated again")
+            study._storage.set_trial_user_attr(t._trial_id, "reason", store.INTERRUPTED)
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
             if t.params and t.user_attrs.get("itas_kind") == "sampled":
                 study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})

@@ -72,14 +72,23 @@ def write_latency(run_dir: Path, models: dict) -> None:
         atomic_write(run_dir / LATENCY, json.dumps({k: v.to_dict() for k, v in sorted(models.items())}, indent=2))
 
 
+INTERRUPTED = "interrupted (the search was killed); evaluated again"
+
+
+def trial_status(t: Any) -> str:
+    """evaluated | infeasible | duplicate | failed | interrupted (left running by a killed search, and its
+    architecture evaluated again) | running | ..."""
+    if t.state.name == "FAIL":
+        return "interrupted" if str(t.user_attrs.get("reason", "")).startswith("interrupted") else "failed"
+    return t.user_attrs.get("itas_status") or t.state.name.lower()
+
+
 def trial_row(t: Any) -> dict:
     """A row of trials.csv from an Optuna FrozenTrial."""
     ua = t.user_attrs
     m = ua.get("metrics") or {}
     state = t.state.name
-    status = ua.get("itas_status") or ("failed" if state == "FAIL" else state.lower())
-    if state == "FAIL":
-        status = "failed"
+    status = trial_status(t)
     return {
         "trial": t.number, "kind": ua.get("itas_kind", ""), "status": status,
         "accuracy": m.get("accuracy", ""), "latency_p50": m.get("latency_p50", ""),

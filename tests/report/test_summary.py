@@ -40,7 +40,8 @@ def test_front_baselines_and_best(hand_made):
     assert [r.trial.number for r in rr.baselines] == [0, 1]
     assert rr.best_single.number == 0
     assert {k: t.number for k, t in rr.best.items()} == {"accuracy": 2, "latency": 1, "cost": 1}
-    assert rr.counts == {"evaluated": 5, "infeasible": 1, "duplicate": 1, "failed": 0, "other": 0}
+    assert rr.counts == {"evaluated": 5, "infeasible": 1, "duplicate": 1, "failed": 0, "interrupted": 0,
+                         "other": 0}
 
 
 def test_each_front_architecture_is_compared_with_the_best_single_call(hand_made):
