@@ -140,19 +140,19 @@ def plain_apart(config, requests: list[tuple[str, dict, int]]) -> float:
     return tokens / seconds
 
 
-def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
+def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = None) -> list[Row]:
     from itas.pool.config import load_pool
     from itas.pool.serving import managed
     from itas.search.runner import SearchRequest, run_search
 
-    config = load_pool(None)
+    config = load_pool(pool)
     work = Path(tempfile.mkdtemp(prefix="itas-bench-search-"))
     out = work / "run"
     data_dir = os.environ.get("ITAS_DATA_DIR", str(REPO.parent / "shared" / "data"))
     with managed(config, calibrate=False) as running:
         t0 = time.perf_counter()
         request = SearchRequest(benchmark="gsm8k", budget=budget, subset=subset, space="default", jobs=jobs,
-                                out=out, data_dir=data_dir)
+                                out=out, data_dir=data_dir, pool=pool)
         outcome = asyncio.run(run_search(request))
         search_s = time.perf_counter() - t0
         import optuna
@@ -171,6 +171,7 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
         together = plain_tokens / plain_s
         apart = plain_apart(running.config, requests)
         plain_rate = max(together, apart)
+    turns = any(m.turns for m in config.models)
     reuse = sent / would
     use = search_rate / plain_rate
     gaps = sorted(harness_gaps(out))
@@ -185,8 +186,9 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16) -> list[Row]:
          f"{apart:.0f} with each model's sent at once, one model after the other; on average {busy:.0f} samples "
          f"were being generated at once during the search)", f"{use:.2f}", ">= 0.95", _ok(use >= 0.95)),
         (f"engine use, where the time went: each next layer's first call reached its server {p95 * 1000:.0f} ms "
-         f"(p95 of {len(gaps):,}; max {max(gaps, default=0) * 1000:.0f} ms) after the layer before it ended (mostly "
-         f"waiting for its model's turn: the default pool's two servers take turns on the 2 cores); the last "
+         f"(p95 of {len(gaps):,}; max {max(gaps, default=0) * 1000:.0f} ms) after the layer before it ended"
+         + (" (mostly waiting for its model's turn: the pool's servers take turns on the cores)" if turns else "")
+         + f"; the last "
          f"{tail:.0%} of the search ran after its last trial had started (only the deepest trials' later layers "
          f"left: the calls that depend on earlier ones)", f"{tail:.0%} tail", "—", "—"),
     ]
@@ -277,11 +279,15 @@ if __name__ == "__main__":
                                                  "0.5 with --causes)")
     ap.add_argument("--causes", type=Path, help="a search's results directory: measure what holds its engine use "
                                                 "down (in flight; two servers on the same cores)")
+    ap.add_argument("--pool", help="a pool YAML for the search and its plain loads (default: the embedded pool)")
+    ap.add_argument("--budget", type=int, default=50)
+    ap.add_argument("--subset", type=int, default=4)
+    ap.add_argument("--jobs", type=int, default=16)
     a = ap.parse_args()
     if a.causes:
         print("\n".join(causes(a.causes, a.sample or 0.5)))
     elif a.run:
         print(json.dumps(engine_use_of_run(a.run, a.sample or 0.25), indent=1))
     else:
-        for r in main():
+        for r in main(a.budget, a.subset, a.jobs, a.pool):
             print(" | ".join(r))

@@ -83,7 +83,8 @@ def main() -> None:
         table.add_row(*r)
     Console().print(table)
     lines = ["# itas benchmarks", "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `make bench` "
-             f"on {os.cpu_count()} cores.", "", "| what | measured | target | verdict |", "|---|---|---|---|"]
+             f"on {os.cpu_count()} cores. What holds engine use down, measured: [engine-use.md](engine-use.md).", "",
+             "| what | measured | target | verdict |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     out = HERE / "results" / "bench.md"
     out.parent.mkdir(exist_ok=True)
