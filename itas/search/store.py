@@ -87,7 +87,6 @@ def trial_row(t: Any) -> dict:
     """A row of trials.csv from an Optuna FrozenTrial."""
     ua = t.user_attrs
     m = ua.get("metrics") or {}
-    state = t.state.name
     status = trial_status(t)
     return {
         "trial": t.number, "kind": ua.get("itas_kind", ""), "status": status,
