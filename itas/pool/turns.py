@@ -3,10 +3,11 @@
 Two vLLM servers on the same CPU cores that both have work slow each other down far more than they gain: on
 2 cores the default pool's two servers, sent the same requests, finish them in 1.4x less time one model after
 the other than both at once, and a single request always in flight at one server cut the other's throughput
-3.5 to 6 times (``bench/results/bench.md``). Models given the same ``turns`` group in the pool YAML therefore take turns: the model holding the
-turn gets every request it asks for; once another model of the group is waiting, the holder's new requests wait
-too, and when the holder's requests in flight have all come back, the turn passes to the model that has waited
-longest, whose waiting requests all go at once (one full batch rather than a trickle).
+3.5 to 6 times (``bench/results/engine-use.md``). Models given the same ``turns`` group in the pool YAML
+therefore take turns: the model holding the turn gets every request it asks for; once another model of the
+group is waiting, the holder's new requests wait too, and when the holder's requests in flight have all come
+back, the turn passes to the model that has waited longest, whose waiting requests all go at once (one full
+batch rather than a trickle).
 
 No request waits for more than the holder's requests already at its server; a request never holds the turn
 while it waits for anything but its own answer, so dependent calls cannot deadlock.

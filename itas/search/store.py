@@ -79,7 +79,7 @@ def trial_status(t: Any) -> str:
     """evaluated | infeasible | duplicate | failed | interrupted (left running by a killed search, and its
     architecture evaluated again) | running | ..."""
     if t.state.name == "FAIL":
-        return "interrupted" if str(t.user_attrs.get("reason", "")).startswith("interrupted") else "failed"
+        return "interrupted" if t.user_attrs.get("reason") == INTERRUPTED else "failed"
     return t.user_attrs.get("itas_status") or t.state.name.lower()
 
 
