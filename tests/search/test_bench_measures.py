@@ -50,3 +50,40 @@ def test_harness_gaps_are_measured_from_the_end_of_the_layers_before(tmp_path, b
         {"layer": 2, "started": 6.0}]}                                # at once after layers 0 and 1
     (trial / "questions.jsonl").write_text(json.dumps(q) + "\n")
     assert sorted(bench_search.harness_gaps(tmp_path / "run")) == pytest.approx([0.0, 0.25])
+
+
+def test_prefix_caches_are_emptied_before_a_plain_load_or_the_bench_says_why_not(bench_search):
+    """The plain load must pay for its prompts as the search did: ``reset_prefix_caches`` posts vLLM's
+    /reset_prefix_cache at each server's root (not under /v1), and a server without it (started without
+    VLLM_SERVER_DEV_MODE) is a clear error, not a silently warm cache."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    paths: list[str] = []
+    dev_mode = {"on": True}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            paths.append(self.path)
+            self.send_response(200 if dev_mode["on"] and self.path == "/reset_prefix_cache" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        config = SimpleNamespace(models=[SimpleNamespace(name="m1", endpoints=[SimpleNamespace(url=url)]),
+                                         SimpleNamespace(name="m2", endpoints=[SimpleNamespace(url=url + "/")])])
+        bench_search.reset_prefix_caches(config)
+        assert paths == ["/reset_prefix_cache", "/reset_prefix_cache"]
+        dev_mode["on"] = False
+        with pytest.raises(RuntimeError, match="m1's server .* without VLLM_SERVER_DEV_MODE=1"):
+            bench_search.reset_prefix_caches(config)
+    finally:
+        server.shutdown()
+
