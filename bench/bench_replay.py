@@ -7,7 +7,11 @@
   the front it loses, with the all-correct accuracy bound (what the search uses), the Wilson bound, and the rate
   seen so far (``itas.search.staged``).
 
-``rows(table_path)`` gives the rows of ``make bench``'s table; ``python bench/bench_replay.py`` prints them.
+- what holds TPE's ratio down on this table: which of the best architecture's parameter values the table's
+  marginal accuracies point at, and the evaluations an oracle needs: random search told those values up front.
+
+``rows(table_path)`` and ``bound_rows(table_path)`` give the rows of ``make bench``'s table;
+``python bench/bench_replay.py`` prints them.
 """
 
 from __future__ import annotations
@@ -61,6 +65,92 @@ def rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = BUDGE
     return out
 
 
+def signals(index) -> dict[str, tuple[object, float, float, bool]]:
+    """For every parameter of the table's architectures: (the best architecture's value, the mean accuracy of the
+    architectures with that value, the mean of those with any other value, whether its value is the better one).
+    What a sampler can learn from the table about where the best architecture is."""
+    import statistics
+
+    best = min(index.best)  # any best architecture (the table has one in make bench's)
+    out = {}
+    params = {k for fp in index.full for k in index.rows[fp]["params"]}
+    for k in sorted(params):
+        value = index.rows[best]["params"].get(k)
+        if value is None:
+            continue
+        same = [index.full[fp][0] for fp in index.full if index.rows[fp]["params"].get(k) == value]
+        other = [index.full[fp][0] for fp in index.full if index.rows[fp]["params"].get(k, value) != value]
+        if other:
+            m_same, m_other = statistics.mean(same), statistics.mean(other)
+            out[k] = (value, m_same, m_other, m_same > m_other)
+    return out
+
+
+def oracle_evaluations(index, known: list[str], seed: int, budget: int) -> int:
+    """Evaluations to a best architecture for random search told the best architecture's values of the ``known``
+    parameters up front: the table's baselines first (they count, as in every search), then random architectures
+    of the space with those values, each counted once (duplicates do not count). The budget if none is found."""
+    import optuna
+
+    from itas.arch.spec import parse_architecture
+
+    best = min(index.best)
+    want = {k: index.rows[best]["params"][k] for k in known}
+    counted = len(index.baselines)
+    if set(index.baselines) & index.best:
+        return 1 + min(i for i, fp in enumerate(index.baselines) if fp in index.best)
+    seen: set[str] = set()
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    for _ in range(200 * budget):
+        trial = study.ask()
+        arch = index.space.suggest(trial)
+        if any(trial.params.get(k) != v for k, v in want.items()):
+            continue
+        fp = parse_architecture(arch, index.space.source).fingerprint()
+        if fp in seen or fp in index.baselines or fp not in index.full:
+            continue
+        seen.add(fp)
+        counted += 1
+        if fp in index.best:
+            return counted
+        if counted >= budget:
+            break
+    return budget
+
+
+def bound_rows(table_path: str | Path = TABLE, seeds: int = 200, budget: int = BUDGET) -> list[Row]:
+    """What holds TPE's ratio down on this table, measured: which parameters point at the best architecture, and
+    what random search told the best's values of those parameters up front (an oracle that learns them at no cost)
+    needs."""
+    import statistics
+
+    import optuna
+
+    from itas.search.replay import TableIndex
+    from itas.search.table import load_table
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    index = TableIndex(load_table(table_path))
+    sig = signals(index)
+    mean_acc = statistics.mean(p[0] for p in index.full.values())
+    strong = [k for k, (_, a, b, better) in sig.items() if better and a - b >= 0.5 * mean_acc]
+    weak = [k for k, (_, a, b, better) in sig.items() if better and k not in strong]
+    against = [k for k, (_, a, b, better) in sig.items() if not better]
+
+    def fmt(ks: list[str]) -> str:
+        return ", ".join(f"{k}={sig[k][0]} ({sig[k][1]:.3f} vs {sig[k][2]:.3f})" for k in ks) or "none"
+
+    out: list[Row] = [(f"what the table tells a sampler about the best architecture: mean accuracy with its value vs "
+                       f"with the others (table mean {mean_acc:.3f}). Strong: {fmt(strong)}. Weak: {fmt(weak)}. "
+                       f"None or pointing away: {fmt(against)}", "—", "—", "—")]
+    for known, label in ((strong, "the strong parameters"), (strong + weak, "the strong and the weak parameters")):
+        e = [oracle_evaluations(index, known, s, budget) for s in range(seeds)]
+        out.append((f"evaluations to a best architecture, an oracle: random search told the best's values of "
+                    f"{label} up front (what a sampler that learned them at no cost would still need; baselines "
+                    f"first), median of {seeds} seeds", f"{statistics.median(e):g}", "—", "—"))
+    return out
+
+
 def _ok(good: bool) -> str:
     return "met" if good else "NOT MET"
 
@@ -79,6 +169,7 @@ def main() -> None:
     budgets = tuple(b for b in BUDGETS if b <= args.budget) or (args.budget,)
     found = rows(args.table, args.seeds, args.budget, budgets,
                  progress=lambda m: console.print(f"[dim]replaying: {m}[/dim]"))
+    found += bound_rows(args.table, budget=args.budget)
     table = Table(title=f"search efficiency, replayed ({time.perf_counter() - t0:.0f} s)")
     for col in ("what", "measured", "target", "verdict"):
         table.add_column(col)

@@ -6,7 +6,7 @@ to bench/results/bench.md (the README links to it).
   (bench/bench_search.py; targets <= 0.5 and >= 0.95);
 - search efficiency (TPE against random, hypervolume at budgets 25/50/100) and staged evaluation, replayed
   on the recorded table bench/tables/word-problems.jsonl (bench/bench_replay.py; record it with
-  `make bench-table`);
+  `make bench-table`), with what the table tells a sampler and what an oracle told it would need;
 - scoring speed (from bench/bench_scoring.py when present).
 """
 
@@ -47,7 +47,9 @@ def search_rows() -> list[Row]:
 
 def replay_rows() -> list[Row]:
     """Search efficiency (TPE vs random) and staged evaluation, replayed on the recorded table."""
-    return _module("bench_replay").rows(HERE / "tables" / "word-problems.jsonl")
+    mod = _module("bench_replay")
+    table = HERE / "tables" / "word-problems.jsonl"
+    return [*mod.rows(table), *mod.bound_rows(table)]
 
 
 def scoring() -> list[Row]:
@@ -83,7 +85,8 @@ def main() -> None:
         table.add_row(*r)
     Console().print(table)
     lines = ["# itas benchmarks", "", f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `make bench` "
-             f"on {os.cpu_count()} cores. What holds engine use down, measured: [engine-use.md](engine-use.md).", "",
+             f"on {os.cpu_count()} cores. What holds engine use down, measured: [engine-use.md](engine-use.md); what holds "
+             "TPE's ratio down on the recorded table: [search-efficiency.md](search-efficiency.md).", "",
              "| what | measured | target | verdict |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in rows]
     out = HERE / "results" / "bench.md"

@@ -207,3 +207,44 @@ def test_compare_summarises_both_samplers_and_staging():
     assert safe.true_front_stopped == 0 and safe.hypervolume_lost == pytest.approx(0.0)
     assert 0.0 <= safe.calls_saved < 1.0
     assert c.speedup == pytest.approx(c.evaluations_to_best["random"] / c.evaluations_to_best["tpe"])
+
+
+# ---- what holds TPE down on a table (bench/bench_replay.py's bound rows) -------------------------------------------
+@pytest.fixture(scope="module")
+def bench_replay():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_replay.py"
+    spec = importlib.util.spec_from_file_location("bench_replay", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_signals_say_which_of_the_best_values_the_table_points_at(bench_replay):
+    # the best (m1x2+m2x2+vote) is right everywhere, the rest half the time: each of its values has the higher mean
+    index = TableIndex(make_table(unique_best()))
+    sig = bench_replay.signals(index)
+    assert set(sig) == {"generate.count", "generate.m1.samples", "generate.m2.samples", "vote.enabled"}
+    assert sig["generate.count"][0] == 2 and sig["vote.enabled"][0] is True
+    assert all(better for _, _, _, better in sig.values())
+    # a best that differs from an equally good twin only by the vote: the vote carries no signal pointing at it
+    def outcome(params, arch):
+        name = _name(arch)
+        right = name in ("m1x2+m2x2+vote", "m1x2+m2x2")
+        return [[1.0 if right or i % 2 else 0.0, 1, 10, 5, 1.0, 15.0 + (name == "m1x2+m2x2+vote")]
+                for i in range(N_QUESTIONS)]
+    sig = bench_replay.signals(TableIndex(make_table(outcome)))
+    assert sig["generate.count"][3] is True
+    assert sig["vote.enabled"][1] == sig["vote.enabled"][2] and sig["vote.enabled"][3] is False
+
+
+def test_an_oracle_told_every_value_of_the_best_finds_it_right_after_the_baselines(bench_replay):
+    index = TableIndex(make_table(unique_best()))
+    told_all = list(bench_replay.signals(index))
+    assert all(bench_replay.oracle_evaluations(index, told_all, seed, 12) == 2 for seed in range(5))
+    told_none = [bench_replay.oracle_evaluations(index, [], seed, 12) for seed in range(20)]
+    assert all(2 <= e <= 12 for e in told_none) and max(told_none) > 2
+    told_count = [bench_replay.oracle_evaluations(index, ["generate.count"], seed, 12) for seed in range(20)]
+    assert max(told_count) <= 1 + 8  # the baseline, then at most the 8 architectures with two models
