@@ -6,7 +6,8 @@ to bench/results/bench.md (the README links to it).
   (bench/bench_search.py; targets <= 0.5 and >= 0.95);
 - search efficiency (TPE against random, hypervolume at budgets 25/50/100) and staged evaluation, replayed
   on the recorded table bench/tables/word-problems.jsonl (bench/bench_replay.py; record it with
-  `make bench-table`), with what the table tells a sampler and what an oracle told it would need;
+  `make bench-table`), with what the table tells a sampler and what an oracle told it would need; the same,
+  without hypervolume and staging, on bench/tables/word-problems-96.jsonl (the same space, 96 questions);
 - scoring speed (from bench/bench_scoring.py when present).
 """
 
@@ -49,7 +50,9 @@ def replay_rows() -> list[Row]:
     """Search efficiency (TPE vs random) and staged evaluation, replayed on the recorded table."""
     mod = _module("bench_replay")
     table = HERE / "tables" / "word-problems.jsonl"
-    return [*mod.rows(table), *mod.bound_rows(table)]
+    out = [*mod.rows(table), *mod.bound_rows(table)]
+    wider = HERE / "tables" / "word-problems-96.jsonl"  # the same space on three times the questions
+    return [*out, *mod.rows(wider, full=False), *mod.bound_rows(wider)]
 
 
 def scoring() -> list[Row]:

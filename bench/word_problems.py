@@ -7,6 +7,9 @@ vote), so that architectures differ in accuracy and a search has something to fi
 architecture of the space scores 0 with these models. ``word-problems.yaml`` beside the data asks for the bare
 number and scores it numerically.
 
+96 problems: ``make bench``'s table is recorded on the first 32, a second table of the same space on all 96
+(``bench/record_table.py``; what each shows: ``bench/results/search-efficiency.md``).
+
     python bench/word_problems.py      # writes the JSONL again (the same file for the same seed)
 """
 
@@ -21,7 +24,7 @@ NAMES = ["Sam", "Mia", "Leo", "Ava", "Ben", "Zoe", "Tom", "Ivy", "Max", "Eva", "
 THINGS = ["marbles", "apples", "stickers", "coins", "books", "shells", "pencils", "cards", "stamps", "beads"]
 
 
-def problems(n: int = 32, seed: int = 0) -> list[dict]:
+def problems(n: int = 96, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     rows = []
     for i in range(n):

@@ -425,6 +425,11 @@ async def run_worker(storage: str, study_name: str, *, out: Path | None = None, 
     return await run_search(request, report=report, progress=progress)
 
 
+def tpe_startup(budget: int) -> int:
+    """The random trials TPE starts with (after the baselines), scaled to the budget: 4 to 10."""
+    return max(4, min(10, budget // 5))
+
+
 def make_sampler(name: str, seed: int, budget: int, jobs: int = 1):
     import optuna
 
@@ -433,7 +438,7 @@ def make_sampler(name: str, seed: int, budget: int, jobs: int = 1):
     if name == "tpe":
         # multivariate TPE with grouped conditional parameters: Optuna's recommendation for small, categorical,
         # conditional, multi-objective budgets; a short random start-up scaled to the budget
-        startup = max(4, min(10, budget // 5))
+        startup = tpe_startup(budget)
         import warnings
 
         with warnings.catch_warnings():

@@ -248,3 +248,22 @@ def test_an_oracle_told_every_value_of_the_best_finds_it_right_after_the_baselin
     assert all(2 <= e <= 12 for e in told_none) and max(told_none) > 2
     told_count = [bench_replay.oracle_evaluations(index, ["generate.count"], seed, 12) for seed in range(20)]
     assert max(told_count) <= 1 + 8  # the baseline, then at most the 8 architectures with two models
+
+
+def test_brief_rows_give_the_ratio_and_what_3x_would_need(bench_replay, tmp_path):
+    import json
+
+    from itas.search.runner import tpe_startup
+
+    table = make_table(unique_best())
+    path = tmp_path / "table.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [table.header, *table.rows.values()]))
+    rows = bench_replay.rows(path, seeds=3, budget=12, full=False)
+    assert len(rows) == 2  # no hypervolume or staged rows
+    what, measured, target, verdict = rows[1]
+    tpe, rnd = (float(x) for x in rows[0][1].split(" (")[0].split(" / "))
+    assert measured == f"{rnd / tpe:.2f}x" and target == ">= 3x"
+    assert verdict == ("met" if rnd / tpe >= 3 else "NOT MET")
+    assert f"{N_QUESTIONS} questions" in what
+    assert f"start-up take {1 + tpe_startup(12)})" in what  # one baseline (m1's) and the start-up
+    assert tpe_startup(12) == 4 and tpe_startup(50) == 10 and tpe_startup(1000) == 10
