@@ -8,7 +8,8 @@ accounting (``runner._Runner``):
 - the single-call baselines of the table's models come first and count, as in every search (a baseline that
   the table does not hold, because the space cannot build it, is skipped: its outcome is unknown);
 - an evaluation counts towards the budget; an architecture already evaluated (or stopped) is answered from its
-  earlier trial with the same values (or state) and does not count;
+  earlier trial with the same values (or state) and does not count, and the next values come from random search
+  until a new architecture is evaluated (``runner.Proposer``);
 - an architecture over the space's constraints is infeasible (told with a positive constraint, accuracy 0), does
   not count; the table's measured calls and tokens per query stand in for the search's estimate;
 - an architecture the table recorded as failed (a question's call failed while recording), or does not hold at
@@ -138,13 +139,14 @@ def replay(table: Table | TableIndex, sampler: str, seed: int, budget: int,
     import optuna
 
     from itas.arch.spec import parse_architecture
-    from itas.search.runner import FAILED_IN_A_ROW, INFEASIBLE_FACTOR, _violation, make_sampler
+    from itas.search.runner import FAILED_IN_A_ROW, INFEASIBLE_FACTOR, Proposer, _violation, make_sampler
 
     index = table if isinstance(table, TableIndex) else TableIndex(table)
     _quiet()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         study = optuna.create_study(directions=list(DIRECTIONS), sampler=make_sampler(sampler, seed, budget))
+    proposer = Proposer(study, seed)
     out = ReplayResult(sampler=sampler, seed=seed, budget=budget, staging=staged)
     values: dict[str, Point] = {}  # fully evaluated: fp -> objectives
     stopped: set[str] = set()
@@ -188,15 +190,14 @@ def replay(table: Table | TableIndex, sampler: str, seed: int, budget: int,
         if duplicates_in_a_row >= exhausted_after:
             out.stop = "exhausted"
             break
-        trial = study.ask()
         try:
-            arch_dict = index.space.suggest(trial)
+            trial, arch_dict = proposer.ask(index.space)
             key = tuple(sorted(trial.params.items()))
             fp = index.fp_of.get(key)
             if fp is None:
                 fp = index.fp_of[key] = parse_architecture(arch_dict, index.space.source).fingerprint()
         except ItasError:
-            study.tell(trial, state=FAIL)
+            study.tell(proposer.last, state=FAIL)
             out.failed += 1
             failed_in_a_row += 1
             continue
@@ -224,8 +225,10 @@ def replay(table: Table | TableIndex, sampler: str, seed: int, budget: int,
                 study.tell(trial, state=PRUNED)
             out.duplicates += 1
             duplicates_in_a_row += 1
+            proposer.exploring = True
             continue
         duplicates_in_a_row = failed_in_a_row = 0
+        proposer.exploring = False
         trial.set_constraint("compute", 0.0)
         seen = 0
         for size in sizes:

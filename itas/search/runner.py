@@ -4,7 +4,8 @@ The budget (``--budget N``) is N completed trials, the single-call baselines of 
 trials of every search) included. An architecture over a constraint is recorded as infeasible (a complete trial
 with a positive constraint violation, accuracy 0 and its estimated latency and cost, so that TPE learns to
 avoid it and it is never on the front) without any call, and does not count. An architecture already evaluated
-is answered from its earlier trial (same values, ``duplicate_of``) and does not count. The search stops with
+is answered from its earlier trial (same values, ``duplicate_of``) and does not count; after such a duplicate the
+next values come from random search until a new architecture is evaluated (``Proposer``). The search stops with
 exit 1 after 5 failed trials in a row, with exit 2 after 20·N infeasible samples (the space is too
 constrained), and cleanly once ``--max-spend`` is reached.
 
@@ -360,6 +361,7 @@ async def _run_search(request: SearchRequest, report, progress, stack) -> Search
                      budget=budget, jobs=max(1, int(config["jobs"])), max_spend=config.get("max_spend"),
                      progress=progress, report=report, pool_config=pool_config,
                      staged=bool(config.get("staged")))
+    runner.proposer = Proposer(study, int(config["seed"]))
     runner.fixed = [("baseline", a) for a in baselines] + [("enqueued", a) for a in enqueued]
     runner.gate = BudgetGate(url, study, budget) if shared else None
     from itas.pool.session import open_pool
@@ -446,6 +448,38 @@ def make_sampler(name: str, seed: int, budget: int, jobs: int = 1):
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, n_startup_trials=startup,
                                               constant_liar=jobs > 1)
     raise InputError(f"--sampler {name!r} is not allowed; allowed: tpe, random")
+
+
+class Proposer:
+    """Where a sampled trial's values come from: the study's sampler, except after it proposed an architecture
+    already evaluated (or being evaluated), when they come from random search until a new architecture is
+    evaluated.
+
+    TPE that has settled on a few architectures proposes them again and again, and each proposal costs a full
+    TPE draw over every trial so far: a 50-trial search of a tightly constrained space sent 753 duplicates, about
+    20 per new architecture at up to half a second each, while the engine ran dry (bench/results/engine-use.md).
+    Replayed on the recorded table, drawing at random after a duplicate found a best architecture as fast as
+    TPE alone (bench/results/search-efficiency.md)."""
+
+    def __init__(self, study, seed: int):
+        import optuna
+
+        self.study = study
+        self.random = (None if isinstance(study.sampler, optuna.samplers.RandomSampler)
+                       else optuna.samplers.RandomSampler(seed=seed + 1))
+        self.exploring = False
+
+    def ask(self, space: SearchSpace):
+        """A new trial and the space's architecture dict for it (``ItasError`` when the space cannot build one;
+        the trial is then ``self.last``, still to be told)."""
+        keep = self.study.sampler
+        if self.exploring and self.random is not None:
+            self.study.sampler = self.random  # both the trial's creation and its suggest calls sample from it
+        try:
+            self.last = self.study.ask()
+            return self.last, space.suggest(self.last)
+        finally:
+            self.study.sampler = keep
 
 
 def project(space: SearchSpace, baselines: list, budget: int, n_questions: int, est, pool_config, seed: int) -> dict:
@@ -670,13 +704,13 @@ class _Runner:
         from itas.arch.spec import parse_architecture
 
         if item is None:
-            trial = self.study.ask()
             kind = "sampled"
             try:
-                arch_dict = self.space.suggest(trial)
+                trial, arch_dict = self.proposer.ask(self.space)
                 arch = parse_architecture(arch_dict, f"{self.space.source} (trial {trial.number})",
                                           default_name=f"trial-{trial.number}")
             except ItasError as exc:  # a space that builds an invalid architecture: not the trial's fault
+                trial = self.proposer.last
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 self._attr(trial, "reason", f"invalid architecture: {exc}")
                 self.failed_in_a_row += 1
@@ -705,12 +739,16 @@ class _Runner:
             self._after(trial.number)
             return None
         earlier = self.by_fingerprint.get(fp) or self.stopped_by_fingerprint.get(fp)
+        if earlier is not None or fp in self.pending:
+            self.proposer.exploring = self.proposer.exploring or kind == "sampled"
         if earlier is not None:
             self._duplicate(trial, earlier)
             return None
         if fp in self.pending:  # the same architecture is being evaluated by another job
             return asyncio.create_task(self._await_duplicate(trial, fp))
         self.duplicates_in_a_row = 0
+        if kind == "sampled":
+            self.proposer.exploring = False
         if self.gate is not None:
             self.study._storage.record_heartbeat(trial._trial_id)
             verdict, other = self.gate.reserve(trial, fp)

@@ -119,6 +119,32 @@ def test_a_duplicate_architecture_is_answered_from_its_earlier_trial(tmp_path, s
     assert len(reqs) == 6 + 3 and all(r.get("n", 1) == 1 for r in reqs)
 
 
+def test_after_a_duplicate_the_values_come_from_random_search_until_a_new_architecture():
+    import optuna
+
+    from itas.search.runner import Proposer, make_sampler
+
+    class Space:  # records which sampler drew each trial's value
+        def __init__(self):
+            self.drawn_by = []
+
+        def suggest(self, trial):
+            self.drawn_by.append(type(trial.study.sampler).__name__)
+            return {"x": trial.suggest_categorical("x", [1, 2, 3])}
+
+    study = optuna.create_study(sampler=make_sampler("tpe", seed=0, budget=50), directions=["maximize"])
+    tpe = study.sampler
+    proposer, space = Proposer(study, seed=0), Space()
+    for exploring in (False, True, True, False):
+        proposer.exploring = exploring
+        trial, arch = proposer.ask(space)
+        study.tell(trial, float(arch["x"]))
+        assert study.sampler is tpe  # restored after every draw
+    assert space.drawn_by == ["TPESampler", "RandomSampler", "RandomSampler", "TPESampler"]
+    # random search has nothing to switch to
+    assert Proposer(optuna.create_study(sampler=make_sampler("random", 0, 50)), seed=0).random is None
+
+
 def test_resume_continues_to_a_larger_budget_without_repeating(tmp_path, server, data_dir):
     space = {"stages": [{"generate": {"models": ["smollm2", "gemma3"], "count": [1, 2], "samples": [1, 2, 3]}},
                         {"vote": {"optional": True}}]}
