@@ -57,7 +57,7 @@ def rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = BUDGE
          f"{budget}, median of {seeds} seeds: TPE / random",
          f"{etb['tpe']:g} / {etb['random']:g} (found in {found['tpe']} / {found['random']} seeds)", "—", "—"),
         (f"random ÷ TPE evaluations to a best architecture ({index.n_questions} questions; {TARGET_SPEEDUP:g}x needs "
-         f"TPE within {etb['random'] / TARGET_SPEEDUP:g} evaluations, and its baselines and random start-up take "
+         f"TPE within {etb['random'] / TARGET_SPEEDUP:.1f} evaluations, and its baselines and random start-up take "
          f"{floor})", f"{c.speedup:.2f}x", f">= {TARGET_SPEEDUP:g}x", _ok(c.speedup >= TARGET_SPEEDUP)),
     ]
     if not full:

@@ -8,8 +8,8 @@ accounting (``runner._Runner``):
 - the single-call baselines of the table's models come first and count, as in every search (a baseline that
   the table does not hold, because the space cannot build it, is skipped: its outcome is unknown);
 - an evaluation counts towards the budget; an architecture already evaluated (or stopped) is answered from its
-  earlier trial with the same values (or state) and does not count, and the next values come from random search
-  until a new architecture is evaluated (``runner.Proposer``);
+  earlier trial with the same values (or state) and does not count, and after 3 in a row the values come from
+  random search until a new architecture is evaluated (``runner.Proposer``);
 - an architecture over the space's constraints is infeasible (told with a positive constraint, accuracy 0), does
   not count; the table's measured calls and tokens per query stand in for the search's estimate;
 - an architecture the table recorded as failed (a question's call failed while recording), or does not hold at
@@ -225,10 +225,10 @@ def replay(table: Table | TableIndex, sampler: str, seed: int, budget: int,
                 study.tell(trial, state=PRUNED)
             out.duplicates += 1
             duplicates_in_a_row += 1
-            proposer.exploring = True
+            proposer.duplicate()
             continue
         duplicates_in_a_row = failed_in_a_row = 0
-        proposer.exploring = False
+        proposer.new()
         trial.set_constraint("compute", 0.0)
         seen = 0
         for size in sizes:

@@ -4,8 +4,8 @@ The budget (``--budget N``) is N completed trials, the single-call baselines of 
 trials of every search) included. An architecture over a constraint is recorded as infeasible (a complete trial
 with a positive constraint violation, accuracy 0 and its estimated latency and cost, so that TPE learns to
 avoid it and it is never on the front) without any call, and does not count. An architecture already evaluated
-is answered from its earlier trial (same values, ``duplicate_of``) and does not count; after such a duplicate the
-next values come from random search until a new architecture is evaluated (``Proposer``). The search stops with
+is answered from its earlier trial (same values, ``duplicate_of``) and does not count; after 3 such duplicates in
+a row the values come from random search until a new architecture is evaluated (``Proposer``). The search stops with
 exit 1 after 5 failed trials in a row, with exit 2 after 20·N infeasible samples (the space is too
 constrained), and cleanly once ``--max-spend`` is reached.
 
@@ -451,15 +451,18 @@ def make_sampler(name: str, seed: int, budget: int, jobs: int = 1):
 
 
 class Proposer:
-    """Where a sampled trial's values come from: the study's sampler, except after it proposed an architecture
-    already evaluated (or being evaluated), when they come from random search until a new architecture is
-    evaluated.
+    """Where a sampled trial's values come from: the study's sampler, except after it proposed ``after``
+    architectures in a row already evaluated (or being evaluated), when they come from random search until a new
+    architecture is evaluated.
 
     TPE that has settled on a few architectures proposes them again and again, and each proposal costs a full
-    TPE draw over every trial so far: a 50-trial search of a tightly constrained space sent 753 duplicates, about
-    20 per new architecture at up to half a second each, while the engine ran dry (bench/results/engine-use.md).
-    Replayed on the recorded table, drawing at random after a duplicate found a best architecture as fast as
-    TPE alone (bench/results/search-efficiency.md)."""
+    TPE draw over every trial so far: a 50-trial search of a tightly constrained space made 753 duplicate
+    proposals, about 20 per new architecture at up to half a second each, while the engine ran dry
+    (bench/results/engine-use.md). A few duplicates are useful (they cost no evaluation, and the next proposal is
+    near the front): switching after the first one made TPE slower to find a best architecture on the recorded
+    tables, switching after 3 did not (bench/results/search-efficiency.md)."""
+
+    after = 3  # duplicates in a row before random search takes over
 
     def __init__(self, study, seed: int):
         import optuna
@@ -467,6 +470,15 @@ class Proposer:
         self.study = study
         self.random = (None if isinstance(study.sampler, optuna.samplers.RandomSampler)
                        else optuna.samplers.RandomSampler(seed=seed + 1))
+        self.exploring = False
+        self.streak = 0  # duplicate proposals in a row
+
+    def duplicate(self) -> None:
+        self.streak += 1
+        self.exploring = self.streak >= self.after
+
+    def new(self) -> None:
+        self.streak = 0
         self.exploring = False
 
     def ask(self, space: SearchSpace):
@@ -740,7 +752,8 @@ class _Runner:
             return None
         earlier = self.by_fingerprint.get(fp) or self.stopped_by_fingerprint.get(fp)
         if earlier is not None or fp in self.pending:
-            self.proposer.exploring = self.proposer.exploring or kind == "sampled"
+            if kind == "sampled":
+                self.proposer.duplicate()
         if earlier is not None:
             self._duplicate(trial, earlier)
             return None
@@ -748,7 +761,7 @@ class _Runner:
             return asyncio.create_task(self._await_duplicate(trial, fp))
         self.duplicates_in_a_row = 0
         if kind == "sampled":
-            self.proposer.exploring = False
+            self.proposer.new()
         if self.gate is not None:
             self.study._storage.record_heartbeat(trial._trial_id)
             verdict, other = self.gate.reserve(trial, fp)

@@ -119,7 +119,7 @@ def test_a_duplicate_architecture_is_answered_from_its_earlier_trial(tmp_path, s
     assert len(reqs) == 6 + 3 and all(r.get("n", 1) == 1 for r in reqs)
 
 
-def test_after_a_duplicate_the_values_come_from_random_search_until_a_new_architecture():
+def test_after_duplicates_the_values_come_from_random_search_until_a_new_architecture():
     import optuna
 
     from itas.search.runner import Proposer, make_sampler
@@ -141,6 +141,16 @@ def test_after_a_duplicate_the_values_come_from_random_search_until_a_new_archit
         study.tell(trial, float(arch["x"]))
         assert study.sampler is tpe  # restored after every draw
     assert space.drawn_by == ["TPESampler", "RandomSampler", "RandomSampler", "TPESampler"]
+    # random search takes over after `after` duplicates in a row, until a new architecture is evaluated
+    for _ in range(Proposer.after - 1):
+        proposer.duplicate()
+    assert not proposer.exploring
+    proposer.duplicate()
+    assert proposer.exploring
+    proposer.duplicate()
+    assert proposer.exploring
+    proposer.new()
+    assert not proposer.exploring and proposer.streak == 0
     # random search has nothing to switch to
     assert Proposer(optuna.create_study(sampler=make_sampler("random", 0, 50)), seed=0).random is None
 
