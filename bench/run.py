@@ -50,9 +50,8 @@ def replay_rows() -> list[Row]:
     """Search efficiency (TPE vs random) and staged evaluation, replayed on the recorded table."""
     mod = _module("bench_replay")
     table = HERE / "tables" / "word-problems.jsonl"
-    out = [*mod.rows(table), *mod.bound_rows(table)]
     wider = HERE / "tables" / "word-problems-96.jsonl"  # the same space on three times the questions
-    return [*out, *mod.rows(wider, full=False), *mod.bound_rows(wider)]
+    return [*mod.rows(table), *mod.bound_rows(table), *mod.rows(wider, full=False), *mod.bound_rows(wider)]
 
 
 def scoring() -> list[Row]:
