@@ -57,6 +57,8 @@ def real_pool_file(real_pool, tmp_path_factory) -> Path:
         data["models"][m.name] = {"model": m.model, "context_length": m.context_length,
                                   "max_concurrency": m.max_concurrency,
                                   "endpoints": [e.url for e in m.endpoints]}
+        if m.turns:
+            data["models"][m.name]["turns"] = m.turns
         if m.name in real_pool.latency:
             calibration[f"{m.endpoints[0].url}|{m.model}"] = real_pool.latency[m.name].to_dict()
     path = tmp_path_factory.mktemp("pool") / "test_pool.yaml"

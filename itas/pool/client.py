@@ -111,6 +111,48 @@ class _EndpointState:
                 pass
 
 
+class _GroupServers:
+    """Pauses and resumes the vLLM servers of a turns group's models (``itas.pool.turns``) through vLLM's
+    development endpoints (``VLLM_SERVER_DEV_MODE=1``). A server that cannot be reached is left as it is: its
+    requests fail on their own."""
+
+    def __init__(self, http: httpx.AsyncClient, endpoints: dict[str, list[_EndpointState]]):
+        self._http = http
+        self._endpoints = endpoints
+
+    def members(self) -> list[str]:
+        return list(self._endpoints)
+
+    def _roots(self, member: str):
+        for ep in self._endpoints[member]:
+            url = ep.endpoint.url.rstrip("/")
+            yield url.removesuffix("/v1"), {"Authorization": f"Bearer {ep.api_key}"}
+
+    async def can_pause(self) -> bool:
+        try:
+            for member in self._endpoints:
+                for root, headers in self._roots(member):
+                    r = await self._http.get(root + "/is_sleeping", headers=headers, timeout=10.0)
+                    if r.status_code != 200 or "is_sleeping" not in r.text:
+                        return False
+        except httpx.HTTPError:
+            return False
+        return bool(self._endpoints)
+
+    async def _post(self, member: str, path: str, params: dict) -> None:
+        for root, headers in self._roots(member):
+            try:
+                await self._http.post(root + path, params=params, headers=headers, timeout=60.0)
+            except httpx.HTTPError:
+                pass
+
+    async def pause(self, member: str) -> None:
+        await self._post(member, "/sleep", {"level": "0", "mode": "keep"})  # stop scheduling, keep requests
+
+    async def resume(self, member: str) -> None:
+        await self._post(member, "/wake_up", {"tags": "scheduling"})
+
+
 class Pool:
     """The runtime pool: configuration, endpoints, cache, counters and latency models."""
 
@@ -133,7 +175,10 @@ class Pool:
             self._endpoints[m.name] = [_EndpointState(m, e, timeout) for e in m.endpoints]
         self._inflight: dict[tuple[str, int], asyncio.Future] = {}
         # models that share compute take turns (see itas.pool.turns): one Turns per group
-        self.turns: dict[str, Turns] = {m.turns: Turns() for m in config.models if m.turns}
+        self.turns: dict[str, Turns] = {}
+        for group in {m.turns for m in config.models if m.turns}:
+            members = {m.name: self._endpoints.get(m.name, []) for m in config.models if m.turns == group}
+            self.turns[group] = Turns(_GroupServers(self._http, members))
 
     async def __aenter__(self) -> Pool:
         return self
@@ -142,6 +187,8 @@ class Pool:
         await self.aclose()
 
     async def aclose(self) -> None:
+        for turns in self.turns.values():
+            await turns.aclose()  # resume the servers it paused
         for states in self._endpoints.values():
             for ep in states:
                 await ep.aclose()

@@ -52,6 +52,30 @@ def test_a_real_cached_call_is_not_sent_again(real_pool, tmp_path):
     assert CallCache(cache_path).count() == 8
 
 
+def test_the_default_pools_servers_take_turns_by_pausing_and_are_left_running(real_pool, tmp_path):
+    """Both models asked at once: the server whose model does not hold the turn is paused with its requests
+    kept (vLLM's /sleep level 0), every request is answered, and no server is left paused when the pool closes."""
+    import httpx
+
+    params = SamplingParams(temperature=0.8, max_tokens=48)
+
+    async def go():
+        async with open_pool(real_pool.config, cache=tmp_path / "calls.sqlite") as pool:
+            turns = pool.turns["cpu"]
+            turns.min_turn, turns.max_turn = 0.2, 1.0
+            calls = [pool.generate(name, [{"role": "user", "content": f"Count from {i} to {i + 20}."}], params)
+                     for i in range(12) for name in ("smollm2", "gemma3")]
+            out = await asyncio.gather(*calls)
+            return out, turns
+
+    out, turns = asyncio.run(go())
+    assert turns.pausing is True and turns.switches >= 2
+    assert len(out) == 24 and all(c[0].completion_tokens > 0 for c in out)
+    for m in real_pool.config.models:
+        root = m.endpoints[0].url.removesuffix("/v1")
+        assert httpx.get(root + "/is_sleeping", timeout=10).json() == {"is_sleeping": False}, m.name
+
+
 def test_latency_models_were_calibrated_on_the_idle_servers(real_pool):
     for name in real_pool.config.names:
         lm = real_pool.latency[name]
