@@ -218,10 +218,11 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
         (f"engine use during that search: tokens/s while it ran ÷ the better plain load of its {len(requests):,} "
          f"requests ({search_rate:.0f} tok/s against {together:.0f} with all sent at once to both servers and "
          f"{apart:.0f} with each model's sent at once, one model after the other; on average {busy:.0f} samples "
-         f"were being generated at once during the search)", f"{use:.2f}", ">= 0.95", _ok(use >= 0.95)),
+         f"were at the servers at once during the search, those of a paused server included)", f"{use:.2f}", ">= 0.95", _ok(use >= 0.95)),
         (f"engine use, where the time went: each next layer's first call reached its server {p95 * 1000:.0f} ms "
          f"(p95 of {len(gaps):,}; max {max(gaps, default=0) * 1000:.0f} ms) after the layer before it ended"
-         + (" (mostly waiting for its model's turn: the pool's servers take turns on the cores)" if turns else "")
+         + (" (the pool's servers take turns on the cores: a call whose model does not hold the turn waits for it "
+            "here while the holder drains, or at its paused server, which this does not count)" if turns else "")
          + f"; the last "
          f"{tail:.0%} of the search ran after its last trial had started (only the deepest trials' later layers "
          f"left: the calls that depend on earlier ones)", f"{tail:.0%} tail", "—", "—"),

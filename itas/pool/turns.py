@@ -10,10 +10,12 @@ therefore take turns, in one of two ways.
 default pool's do). Every request goes to its server at once; only the model holding the turn has its server
 running, the others' servers are paused with their requests kept (``POST /sleep?level=0&mode=keep``) and carry
 on where they stopped when their turn comes (``POST /wake_up?tags=scheduling``). The turn passes when the
-holder has nothing left, or when another model has waited ``min_turn`` seconds and has more requests than the
-holder, or has waited ``max_turn`` seconds. So no batch drains to its last long request while the other model
-waits, the holder's new requests join its running batch, and a call that depends on another model's answer
-waits seconds for its turn instead of a whole batch.
+holder has nothing left; after ``min_turn`` seconds (3) when another model has at least twice the holder's
+requests; and after ``max_turn`` seconds (30) in any case. So no batch drains to its last long requests while the
+other model waits, the holder's new requests join its running batch, and a call that depends on another model's
+answer waits seconds for its turn instead of a whole batch. (A switch costs a fraction of a second; a switch
+whenever the other model merely had more requests, with 2 s and 10 s, made the bench search slower than draining:
+``bench/results/engine-use.md``, section 6.)
 
 **Draining** (any other server). The model holding the turn gets every request it asks for; once another model
 of the group is waiting, the holder's new requests wait too, and when the holder's requests in flight have all
