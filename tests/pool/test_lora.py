@@ -110,7 +110,7 @@ def test_the_default_pools_server_command_without_and_with_lora():
             "--host", "127.0.0.1", "--port", "4321", "--max-model-len", "2048", "--enforce-eager",
             "--max-num-seqs", "256"]
     env = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_OMP_THREADS_BIND": "0-1",
-           "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+           "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_SERVER_DEV_MODE": "1"}
     assert server_command(m, 4321) == (base, env)
     assert server_command(m, 4321, lora=False) == (base, env)
     assert server_command(m, 4321, lora=True) == (base + LORA_FLAGS, {**env, LORA_ENV: "True"})

@@ -188,8 +188,9 @@ class PausingServers:
             done.setdefault(model, []).append(asyncio.get_running_loop().time())
 
 
-def test_paused_servers_never_run_together_and_every_request_finishes():
-    rng = random.Random(3)
+@pytest.mark.parametrize("seed", [3, 4, 5, 6])
+def test_paused_servers_never_run_together_and_every_request_finishes(seed):
+    rng = random.Random(seed)
 
     async def go():
         servers = PausingServers("abc")
