@@ -170,7 +170,7 @@ class Turns:
                 async def switch(nxt=nxt):
                     # the holder changes first: from here on a new request of the old holder pauses its server
                     # itself (after this switch, under the lock) unless the switch pauses it below
-                    old, self.holder, self._turn_start = self.holder, nxt, time.monotonic()
+                    old, self.holder = self.holder, nxt
                     self.switches += 1
                     if old is not None and self.pending.get(old, 0) > 0 and old not in self.paused:
                         await self.servers.pause(old)
