@@ -1,15 +1,18 @@
-"""A real search on the default pool, measured: sample reuse and engine use during a search.
+"""Two real searches on the default pool, measured: sample reuse and engine use.
 
-- sample reuse: the calls the servers actually produced during a 50-trial search of the shipped default space,
-  divided by the calls its evaluated trials would have sent without the call cache (each trial's own count of
-  the calls its architecture made, cached or not). Target <= 0.5.
-- engine use: generated tokens/s during that search (completion tokens of every call it sent, over the time
-  from its first call's start to its last call's end) divided by the tokens/s of a plain load of the same
-  requests (same prompts, parameters and number of samples, taken from the search's call cache), all sent at
-  once to the same servers in the same run: the better of all of them at once and each model's at once, one
-  model after the other (servers that share cores do more apart). Target >= 0.95. Every plain load starts on
-  emptied prefix caches (``reset_prefix_caches``), as the search did: on caches warmed by the search the same
-  requests went 222 against 169 tok/s cold.
+- sample reuse: the calls the servers actually produced during a 50-trial search of the shipped default space
+  (GSM8K, 4 questions, 256-token outputs), divided by the calls its evaluated trials would have sent without the
+  call cache (each trial's own count of the calls its architecture made, cached or not). Target <= 0.5.
+- engine use: during a second 50-trial search, of the same architectures with 48-token outputs on GSM8K's default
+  subset of 20 questions (about the first search's tokens, with five times its questions in flight: the shipped
+  space on 20 questions would take about half an hour here), generated tokens/s (completion tokens of every call
+  it sent, over the time from its first call's start to its last call's end) divided by the tokens/s of a plain
+  load of the same requests (same prompts, parameters and number of samples, taken from the search's call
+  cache), all sent at once to the same servers in the same run: the better of all of them at once and each
+  model's at once, one model after the other (servers that share cores do more apart). Target >= 0.95. Every
+  plain load starts on emptied prefix caches (``reset_prefix_caches``), as the search did: on caches warmed by
+  the search the same requests went 222 against 169 tok/s cold. Also split where the search's last trial started
+  (after it only the last trials' dependent calls are left).
 """
 
 from __future__ import annotations
@@ -170,63 +173,117 @@ def plain_apart(config, requests: list[tuple[str, dict, int]]) -> float:
     return tokens / seconds
 
 
-def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = None,
-         space: str = "default") -> list[Row]:
+ENGINE_SUBSET, ENGINE_TOKENS = 20, 48  # the engine-use search: the default subset, outputs cut to fit make bench
+
+
+def engine_space(work: Path, tokens: int = ENGINE_TOKENS) -> Path:
+    """The shipped default space with ``tokens``-token outputs (its per-query token limit scaled alike): the same
+    architectures, so that a search on the default subset of 20 questions keeps make bench within its time."""
+    import yaml
+
+    space = yaml.safe_load((REPO / "search_spaces" / "default.yaml").read_text())
+    scale = tokens / space["max_tokens"]
+    space["name"] = f"default-{tokens}"
+    space["max_tokens"] = tokens
+    space["constraints"]["max_tokens_per_query"] = round(space["constraints"]["max_tokens_per_query"] * scale)
+    path = work / f"default-{tokens}.yaml"
+    path.write_text(yaml.safe_dump(space, sort_keys=False))
+    return path
+
+
+def _search(out: Path, space: str, subset: int, budget: int, jobs: int, pool: str | None) -> dict:
+    """Run one real search; what the bench reads from it."""
+    import optuna
+
+    from itas.search.runner import SearchRequest, run_search
+
+    data_dir = os.environ.get("ITAS_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    t0 = time.perf_counter()
+    request = SearchRequest(benchmark="gsm8k", budget=budget, subset=subset, space=space, jobs=jobs, out=out,
+                            data_dir=data_dir, pool=pool)
+    outcome = asyncio.run(run_search(request))
+    seconds = time.perf_counter() - t0
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
+    evaluated = [t for t in study.trials if t.user_attrs.get("itas_status") == "evaluated"]
+    would = sum(int(t.user_attrs["metrics"]["total_calls"]) for t in evaluated)
+    requests, tokens, first, last = sent_requests(out / "calls.sqlite")
+    return {"counted": outcome.counted, "evaluated": len(evaluated), "would": would, "requests": requests,
+            "sent": sum(n for _, _, n in requests), "tokens": tokens, "first": first, "last": last,
+            "seconds": seconds, "in_flight": in_flight(out / "calls.sqlite"),
+            "tail": tail_share(out, first, last), "out": out}
+
+
+def split_at_tail(run: dict) -> tuple[float, float, float]:
+    """(tokens/s before the search's last trial started, tokens/s after, the time of that start from the first
+    call): each call's tokens spread evenly over its span."""
+    db = sqlite3.connect(run["out"] / "calls.sqlite")
+    try:
+        spans = db.execute("SELECT created - duration, created, completion_tokens FROM calls").fetchall()
+    finally:
+        db.close()
+    first, last = run["first"], run["last"]
+    cut = first + (1 - run["tail"]) * (last - first)
+    before = sum(k * max(0.0, min(b, cut) - a) / max(b - a, 1e-9) for a, b, k in spans)
+    after = run["tokens"] - before
+    return before / max(cut - first, 1e-9), after / max(last - cut, 1e-9), cut - first
+
+
+def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = None, space: str = "default",
+         engine_subset: int = ENGINE_SUBSET, engine_tokens: int = ENGINE_TOKENS, reuse: bool = True) -> list[Row]:
+    """Two real searches on one pool: sample reuse on a 50-trial search of the shipped default space (4
+    questions, 256-token outputs); engine use on a 50-trial search of the same architectures on the default
+    subset of 20 questions with 48-token outputs (about as many tokens, four times the work in flight), against
+    plain loads of its requests."""
     from itas.pool.config import load_pool
     from itas.pool.serving import managed
-    from itas.search.runner import SearchRequest, run_search
 
     config = load_pool(pool)
     cold_servers()
     work = Path(tempfile.mkdtemp(prefix="itas-bench-search-"))
-    out = work / "run"
-    data_dir = os.environ.get("ITAS_DATA_DIR", str(REPO.parent / "shared" / "data"))
+    rows: list[Row] = []
     with managed(config, calibrate=False) as running:
-        t0 = time.perf_counter()
-        request = SearchRequest(benchmark="gsm8k", budget=budget, subset=subset, space=space, jobs=jobs,
-                                out=out, data_dir=data_dir, pool=pool)
-        outcome = asyncio.run(run_search(request))
-        search_s = time.perf_counter() - t0
-        import optuna
-
-        would = 0
-
-        study = optuna.load_study(study_name=None, storage=f"sqlite:///{out / 'study.db'}")
-        evaluated = [t for t in study.trials if t.user_attrs.get("itas_status") == "evaluated"]
-        for t in evaluated:
-            would += int(t.user_attrs["metrics"]["total_calls"])
-        requests, tokens, first, last = sent_requests(out / "calls.sqlite")
-        sent = sum(n for _, _, n in requests)
-        search_rate = tokens / (last - first)
-        busy = in_flight(out / "calls.sqlite")
+        if reuse:
+            r = _search(work / "reuse", space, subset, budget, jobs, pool)
+            ratio = r["sent"] / r["would"]
+            rows.append((
+                f"sample reuse: calls sent ÷ calls without the cache ({r['counted']}-trial search of the "
+                f"{'default space' if space == 'default' else 'space ' + space}, GSM8K, {subset} questions, "
+                f"--jobs {jobs}, {r['evaluated']} evaluated trials: {r['sent']:,} sent of {r['would']:,}; search took "
+                f"{r['seconds'] / 60:.1f} min)", f"{ratio:.2f}", "<= 0.5", _ok(ratio <= 0.5)))
+            reset_prefix_caches(running.config)
+        e = _search(work / "engine", str(engine_space(work, engine_tokens)), engine_subset, budget, jobs, pool)
+        requests = e["requests"]
+        search_rate = e["tokens"] / (e["last"] - e["first"])
         reset_prefix_caches(running.config)
         plain_tokens, plain_s = asyncio.run(plain_load(running.config, requests))
         together = plain_tokens / plain_s
         apart = plain_apart(running.config, requests)
         plain_rate = max(together, apart)
     turns = any(m.turns for m in config.models)
-    reuse = sent / would
     use = search_rate / plain_rate
-    gaps = sorted(harness_gaps(out))
+    steady, tail_rate, cut = split_at_tail(e)
+    gaps = sorted(harness_gaps(e["out"]))
     p95 = gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0
-    tail = tail_share(out, first, last)
-    return [
-        (f"sample reuse: calls sent ÷ calls without the cache ({outcome.counted}-trial search of the "
-         f"{'default space' if space == 'default' else 'space ' + space}, "
-         f"GSM8K, {subset} questions, --jobs {jobs}, {len(evaluated)} evaluated trials: {sent:,} sent of "
-         f"{would:,}; search took {search_s / 60:.1f} min)", f"{reuse:.2f}", "<= 0.5", _ok(reuse <= 0.5)),
-        (f"engine use during that search: tokens/s while it ran ÷ the better plain load of its {len(requests):,} "
-         f"requests ({search_rate:.0f} tok/s against {together:.0f} with all sent at once to both servers and "
-         f"{apart:.0f} with each model's sent at once, one model after the other; on average {busy:.0f} samples "
-         f"were at the servers at once during the search, those of a paused server included)", f"{use:.2f}", ">= 0.95", _ok(use >= 0.95)),
-        (f"engine use, where the time went: each next layer's first call reached its server {p95 * 1000:.0f} ms "
+    rows += [
+        (f"engine use: tokens/s during a {e['counted']}-trial search of the default space's architectures with "
+         f"{engine_tokens}-token outputs on GSM8K's default subset of {engine_subset} questions (--jobs {jobs}; "
+         f"{e['seconds'] / 60:.1f} min, {e['sent']:,} calls sent) ÷ the better plain load of its "
+         f"{len(requests):,} requests ({search_rate:.0f} tok/s against {together:.0f} with all sent at once to both "
+         f"servers and {apart:.0f} with each model's sent at once, one model after the other; on average "
+         f"{e['in_flight']:.0f} samples were at the servers at once during the search, those of a paused server "
+         f"included)", f"{use:.2f}", ">= 0.95", _ok(use >= 0.95)),
+        (f"engine use, before and after the search's last trial started ({cut:.0f} s in; after it, only the last "
+         f"trials' later layers are left: calls that depend on earlier ones): {steady:.0f} and {tail_rate:.0f} "
+         f"tok/s ÷ the plain load's {plain_rate:.0f}; the tail is {e['tail']:.0%} of the search",
+         f"{steady / plain_rate:.2f} / {tail_rate / plain_rate:.2f}", "—", "—"),
+        (f"engine use, between layers: each next layer's first call reached its server {p95 * 1000:.0f} ms "
          f"(p95 of {len(gaps):,}; max {max(gaps, default=0) * 1000:.0f} ms) after the layer before it ended"
          + (" (the pool's servers take turns on the cores: a call whose model does not hold the turn waits for it "
-            "here while the holder drains, or at its paused server, which this does not count)" if turns else "")
-         + f"; the last "
-         f"{tail:.0%} of the search ran after its last trial had started (only the deepest trials' later layers "
-         f"left: the calls that depend on earlier ones)", f"{tail:.0%} tail", "—", "—"),
+            "here while the holder drains, or at its paused server, which this does not count)" if turns else ""),
+         f"{p95 * 1000:.0f} ms", "—", "—"),
     ]
+    return rows
 
 
 def engine_use_of_run(run_dir: Path, sample: float = 0.25, seed: int = 0) -> dict:
@@ -324,12 +381,17 @@ if __name__ == "__main__":
     ap.add_argument("--budget", type=int, default=50)
     ap.add_argument("--subset", type=int, default=4)
     ap.add_argument("--jobs", type=int, default=16)
-    ap.add_argument("--space", default="default", help="the search space (default: the shipped default space)")
+    ap.add_argument("--space", default="default", help="the sample-reuse search's space (default: the shipped "
+                                                      "default space)")
+    ap.add_argument("--engine-subset", type=int, default=ENGINE_SUBSET, help="the engine-use search's questions")
+    ap.add_argument("--engine-tokens", type=int, default=ENGINE_TOKENS, help="the engine-use search's output length")
+    ap.add_argument("--engine-only", action="store_true", help="skip the sample-reuse search")
     a = ap.parse_args()
     if a.causes:
         print("\n".join(causes(a.causes, a.sample or 0.5)))
     elif a.run:
         print(json.dumps(engine_use_of_run(a.run, a.sample or 0.25), indent=1))
     else:
-        for r in main(a.budget, a.subset, a.jobs, a.pool, a.space):
+        for r in main(a.budget, a.subset, a.jobs, a.pool, a.space, a.engine_subset, a.engine_tokens,
+                      reuse=not a.engine_only):
             print(" | ".join(r))

@@ -2,8 +2,9 @@
 to bench/results/bench.md (the README links to it).
 
 - client overhead: itas's own CPU time per model call against an instant local endpoint (target < 1 ms);
-- sample reuse and engine use during a real 50-trial search of the default space on the default pool
-  (bench/bench_search.py; targets <= 0.5 and >= 0.95);
+- sample reuse during a real 50-trial search of the default space on the default pool, and engine use during
+  a second one of the same architectures with shorter outputs on 20 questions (bench/bench_search.py; targets
+  <= 0.5 and >= 0.95);
 - search efficiency (TPE against random, hypervolume at budgets 25/50/100) and staged evaluation, replayed
   on the recorded table bench/tables/word-problems.jsonl (bench/bench_replay.py; record it with
   `make bench-table`), with what the table tells a sampler and what an oracle told it would need; the same,
