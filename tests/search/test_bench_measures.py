@@ -87,3 +87,13 @@ def test_prefix_caches_are_emptied_before_a_plain_load_or_the_bench_says_why_not
     finally:
         server.shutdown()
 
+
+
+def test_the_search_is_split_where_its_last_trial_started(tmp_path, bench_search):
+    # two calls of 10 tokens each: 0-10 and 5-15; the last trial started at 10 (tail: the last third of 0-15)
+    cache_with(tmp_path / "calls.sqlite", [(0, 10), (5, 15)])
+    run = {"out": tmp_path, "first": 0.0, "last": 15.0, "tail": 1 / 3, "tokens": 20}
+    before, after, cut = bench_search.split_at_tail(run)
+    assert cut == pytest.approx(10)
+    assert before == pytest.approx((10 + 5) / 10)  # all of the first call, half of the second, over 10 s
+    assert after == pytest.approx(5 / 5)
