@@ -57,13 +57,16 @@ def test_the_default_pools_servers_take_turns_by_pausing_and_are_left_running(re
     kept (vLLM's /sleep level 0), every request is answered, and no server is left paused when the pool closes."""
     import httpx
 
-    params = SamplingParams(temperature=0.8, max_tokens=48)
+    params = SamplingParams(temperature=0.8, max_tokens=64)
 
     async def go():
         async with open_pool(real_pool.config, cache=tmp_path / "calls.sqlite") as pool:
             turns = pool.turns["cpu"]
-            turns.min_turn, turns.max_turn = 0.2, 1.0
-            calls = [pool.generate(name, [{"role": "user", "content": f"Count from {i} to {i + 20}."}], params)
+            # each model's 768 tokens take seconds (SmolLM2's, the faster, about 2 s here), so the turn cannot
+            # stay with its first holder until it is done: it passes at max_turn, and back
+            turns.min_turn, turns.max_turn = 0.1, 0.8
+            calls = [pool.generate(name, [{"role": "user", "content": f"Count from {i} to {i + 200}, one number "
+                                                                      f"per line."}], params)
                      for i in range(12) for name in ("smollm2", "gemma3")]
             out = await asyncio.gather(*calls)
             return out, turns
