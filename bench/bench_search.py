@@ -233,7 +233,7 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
          engine_subset: int = ENGINE_SUBSET, engine_tokens: int = ENGINE_TOKENS, reuse: bool = True) -> list[Row]:
     """Two real searches on one pool: sample reuse on a 50-trial search of the shipped default space (4
     questions, 256-token outputs); engine use on a 50-trial search of the same architectures on the default
-    subset of 20 questions with 48-token outputs (about as many tokens, four times the work in flight), against
+    subset of 20 questions with 48-token outputs (about as many tokens, five times the questions in flight), against
     plain loads of its requests."""
     from itas.pool.config import load_pool
     from itas.pool.serving import managed
