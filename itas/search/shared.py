@@ -73,9 +73,8 @@ def _write_ahead(storage) -> None:
     """A SQLite study in WAL mode with ``synchronous=NORMAL``, as the call cache is: a commit no longer waits for
     the disk. Optuna commits once per trial attribute, on the search's event loop: with an fsync at every commit,
     the loop (and every model call behind it) stood still for 42 s of a 180-s search in stalls over 0.1 s; 17 s in
-    WAL mode (bench/results/engine-use.md, section 8). A killed process
-    loses nothing (the write-ahead log is replayed when the file is next opened); a power cut can lose the last
-    commits, and never corrupts the file."""
+    WAL mode (bench/results/engine-use.md, section 8). A killed process loses nothing (the write-ahead log is
+    replayed when the file is next opened); a power cut can lose the last commits, and never corrupts the file."""
     from sqlalchemy import event
 
     def on_connect(dbapi_connection, _record) -> None:
