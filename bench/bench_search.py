@@ -122,6 +122,8 @@ async def plain_load(config, requests: list[tuple[str, dict, int]], cap: int | N
         async def one(model: str, req: dict, n: int) -> int:
             url = urls[model]
             params = req["params"]
+            if n > 1 and params.get("temperature") == 0:  # vLLM refuses n > 1 when greedy: sent apart, as itas does
+                return sum(await asyncio.gather(*(one(model, req, 1) for _ in range(n))))
             body = {"model": model, "messages": req["messages"], "n": n,
                     **{k: v for k, v in params.items() if k in ("temperature", "max_tokens", "top_p", "stop", "seed")
                        and v is not None}}

@@ -92,6 +92,8 @@ class FakeOpenAI:
                     time.sleep(action[1])
                 if (action == "refuse_n" or outer.refuse_n_always) and n > 1:
                     return self._json(400, {"error": {"message": "n > 1 is not supported"}})
+                if n > 1 and body.get("temperature") == 0:  # as vLLM
+                    return self._json(400, {"error": {"message": f"n must be 1 when using greedy sampling, got {n}."}})
                 if isinstance(action, tuple) and action[0] == "fewer":
                     n = min(n, action[1])
                 prompt_tokens = sum(len(m.get("content", "").split()) for m in body.get("messages", [])) + 5

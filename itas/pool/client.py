@@ -299,14 +299,18 @@ class Pool:
         """Ask the server for the samples at ``indices`` (all missing from the cache) and store them."""
         results: list[Completion] = []
         todo = list(indices)
+        # vLLM refuses n > 1 with greedy sampling ("n must be 1 when using greedy sampling"): such samples (two
+        # components alike at temperature 0) go as separate requests, and the endpoint is not taken for one that
+        # refuses n (which would send every later sample alone)
+        greedy = params.temperature == 0
         while todo:
             ep = self._pick(spec.name)
-            if ep.supports_n and len(todo) > 1:
+            if ep.supports_n and len(todo) > 1 and not greedy:
                 got = await self._request(spec, ep, messages, params, todo, use_n=True)
             else:
                 got = await self._request(spec, ep, messages, params, todo[:1], use_n=False)
-                if len(todo) > 1 and not ep.supports_n:
-                    # the endpoint refuses n: send the remaining samples as separate concurrent requests
+                if len(todo) > 1 and (greedy or not ep.supports_n):
+                    # greedy, or the endpoint refuses n: the remaining samples as separate concurrent requests
                     rest = await asyncio.gather(*(self._request(spec, self._pick(spec.name), messages, params,
                                                                 [i], use_n=False) for i in todo[1:]))
                     for r in rest:

@@ -122,6 +122,28 @@ def test_n_falls_back_to_separate_requests_when_refused(server):
     assert pool.stats.n_fallbacks == 1
 
 
+def test_greedy_samples_go_apart_and_the_endpoint_keeps_n(server):
+    """vLLM refuses n > 1 at temperature 0; two greedy samples of one prompt (two components alike) are sent as
+    two requests, and later samples at a temperature still share one request (the endpoint is not marked as
+    refusing n, as it once was after the 400)."""
+    from itas.pool.types import SamplingParams
+
+    pool = make_pool([server.url])
+
+    async def go():
+        async with pool:
+            greedy = await pool.generate("m", MSGS, SamplingParams(temperature=0.0, max_tokens=8), k=2)
+            before = server.count
+            warm = await pool.generate("m", [{"role": "user", "content": "again"}], PARAMS, k=3)
+            return greedy, warm, before
+
+    greedy, warm, before = run(go())
+    assert [c.sample_index for c in greedy] == [0, 1] and len(warm) == 3
+    assert before == 2 and all(r.get("n", 1) == 1 for r in server.requests[:2])
+    assert server.count == before + 1 and server.requests[-1]["n"] == 3
+    assert pool.stats.n_fallbacks == 0
+
+
 def test_n_falls_back_when_fewer_choices_come_back(server):
     server.script = [("fewer", 1)]
     out = run(gen(make_pool([server.url]), k=3))
