@@ -31,12 +31,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
 
 
-def atomic_write(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` (text as UTF-8) to ``path`` atomically, synced to disk before the rename."""
+def atomic_write(path: str | Path, data: str | bytes, *, sync: bool = True) -> Path:
+    """Write ``data`` (text as UTF-8) to ``path`` atomically, synced to disk before the rename unless ``sync`` is
+    false (for files rewritten often and derived from a record kept elsewhere: a killed process loses nothing
+    either way, only a power cut can)."""
     path = Path(path)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
     return path

@@ -35,6 +35,7 @@ from itas.search.space import SearchSpace, load_space
 
 FAILED_IN_A_ROW = 5
 INFEASIBLE_FACTOR = 20
+TABLES_EVERY = 2.0  # seconds between two writes of trials.csv and pareto.csv during a search
 
 
 class SearchFailed(ItasError):
@@ -568,6 +569,8 @@ class _Runner:
         self.gate = None
         self.own_running: set[int] = set()  # trial ids this worker evaluates (for heartbeats)
         self.spent_before = float(self._spent_record().get("spent", 0.0))
+        self.tables_at = float("-inf")  # when trials.csv and pareto.csv were last written (time.monotonic)
+        self.tables_due = None  # the timer of a write put off (``_tables``)
 
     # ---- accounting ----
     def trials(self):
@@ -576,8 +579,8 @@ class _Runner:
     def counted(self) -> int:
         return _counted(self.trials())
 
-    def refresh_counts(self) -> None:
-        trials = self.trials()
+    def refresh_counts(self, trials: list | None = None) -> None:
+        trials = self.trials() if trials is None else trials
         p = self.progress
         p.counted = _counted(trials)
         p.stopped = sum(1 for t in trials if _stopped(t))
@@ -606,7 +609,8 @@ class _Runner:
             return {}
 
     def _save_spent(self) -> None:
-        store.atomic_write(self.run_dir / "spend.json", json.dumps({"spent": self.spent()}))
+        # rewritten at every trial's end: not synced, as the study it goes with is not (shared.make_storage)
+        store.atomic_write(self.run_dir / "spend.json", json.dumps({"spent": self.spent()}), sync=False)
 
     # ---- the loop ----
     async def run(self) -> str:
@@ -645,7 +649,7 @@ class _Runner:
                         else:
                             await asyncio.sleep(1.0)
                         continue
-                elif self.counted() + self.in_eval >= self.budget:
+                elif self.progress.counted + self.in_eval >= self.budget:  # kept by refresh_counts at each end
                     if not tasks:
                         break
                     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -677,13 +681,21 @@ class _Runner:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.tables_due is not None:  # a write put off: done now, as the search ends here
+                self.tables_due.cancel()
+                self._tables_later()
             raise
         finally:
             if heartbeat is not None:
                 heartbeat.cancel()
             if self.pool is not None:
                 self._save_spent()
-        await self._drain(tasks)
+        try:
+            await self._drain(tasks)
+        finally:
+            if self.tables_due is not None:  # a write put off: done now, as the trials have all ended
+                self.tables_due.cancel()
+                self._tables_later()
         return stopped
 
     async def _heartbeat(self) -> None:
@@ -988,10 +1000,27 @@ class _Runner:
         t = next(x for x in trials if x.number == number)
         if t.user_attrs.get("itas_status") != "evaluated":
             store.write_trial_folder(self.run_dir, t)
-        store.write_tables(self.run_dir, trials)
-        self.refresh_counts()
+        self._tables(trials)
+        self.refresh_counts(trials)
         if self.pool is not None:
             self._save_spent()
+
+    def _tables(self, trials) -> None:
+        """trials.csv and pareto.csv, at most once every ``TABLES_EVERY`` seconds: when trials end faster, the
+        last write is put off until then (the tables are derived from the study, which is written first; a kill
+        loses nothing, as a resume rebuilds them, and the search's end writes them once more)."""
+        now = time.monotonic()
+        if now - self.tables_at >= TABLES_EVERY:
+            self.tables_at = now
+            store.write_tables(self.run_dir, trials)
+        elif self.tables_due is None:
+            self.tables_due = asyncio.get_running_loop().call_later(self.tables_at + TABLES_EVERY - now,
+                                                                    self._tables_later)
+
+    def _tables_later(self) -> None:
+        self.tables_due = None
+        self.tables_at = time.monotonic()
+        store.write_tables(self.run_dir, self.trials())
 
 
 def _stopped(t) -> bool:

@@ -54,7 +54,7 @@ def make_storage(url: str, shared: bool):
                 storage = open_once()
                 if url.startswith("sqlite:") and ":memory:" not in url:
                     _write_ahead(storage)
-                return storage
+                return storage if shared else _only_writer(storage)
             except Exception as exc:
                 # two processes opening an empty database at once race to create Optuna's tables (PostgreSQL:
                 # a unique violation on CREATE TYPE); the loser finds them created when it tries again
@@ -85,6 +85,55 @@ def _write_ahead(storage) -> None:
 
     event.listen(storage.engine, "connect", on_connect)
     storage.engine.dispose()  # the connections opened while Optuna created its tables: new ones get the pragmas
+
+
+def _only_writer(backend):
+    """Optuna's cached storage for a study that only this process writes (a search without ``--storage``: its
+    results directory is locked): it reads the unfinished trials from the database again only after a write.
+
+    Optuna's own cache reads every unfinished trial, with its parameters and attributes, from the database at
+    every ``get_trials`` (another process may have changed them), and a search calls it several times per trial
+    (the sampler, the duplicate check, the tables): that was about half of the search process's CPU time, which on
+    a machine whose cores also run the model servers is taken from them (bench/results/engine-use.md, section 10).
+    With one writer, nothing can change between two reads with no write between them."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    if not hasattr(_CachedStorage, "_read_trials_from_remote_storage"):  # another Optuna: its own cache as it is
+        return backend
+
+    class OnlyWriter(_CachedStorage):
+        def __init__(self, rdb) -> None:
+            super().__init__(rdb)
+            self._current: set[int] = set()  # studies whose cache is as the database is
+
+        @property
+        def engine(self):
+            return self._backend.engine
+
+        def _read_trials_from_remote_storage(self, study_id: int) -> None:
+            if study_id in self._current:
+                return
+            super()._read_trials_from_remote_storage(study_id)
+            self._current.add(study_id)
+
+    def written(name: str):
+        method = getattr(_CachedStorage, name)
+
+        def write(self, *args, **kwargs):
+            self._current.clear()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                self._current.clear()  # also after it: a read during the write may have found the old state
+
+        write.__name__ = name
+        return write
+
+    for name in ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+                 "create_new_trial", "set_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
+                 "set_trial_user_attr", "set_trial_system_attr"):
+        setattr(OnlyWriter, name, written(name))
+    return OnlyWriter(backend)
 
 
 class BudgetGate:

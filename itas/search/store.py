@@ -113,9 +113,9 @@ def front_trials(trials: list) -> list:
 
 def write_tables(run_dir: Path, trials: list) -> None:
     rows = [trial_row(t) for t in sorted(trials, key=lambda t: t.number)]
-    atomic_write(run_dir / "trials.csv", _csv(rows))
+    atomic_write(run_dir / "trials.csv", _csv(rows), sync=False)  # derived from the study, rebuilt on resume
     front = {t.number for t in front_trials(trials)}
-    atomic_write(run_dir / "pareto.csv", _csv([r for r in rows if r["trial"] in front]))
+    atomic_write(run_dir / "pareto.csv", _csv([r for r in rows if r["trial"] in front]), sync=False)
 
 
 def _csv(rows: list[dict]) -> str:

@@ -89,12 +89,20 @@ def test_baselines_first_then_the_budget_exactly(tmp_path, server, data_dir):
     assert len(cfg["question_ids"]) == 3 and cfg["budget"] == 5 and cfg["seed"] == 0
 
 
-def test_over_budget_architectures_are_infeasible_with_zero_calls(tmp_path, server, data_dir):
+def test_over_budget_architectures_are_infeasible_with_zero_calls(tmp_path, server, data_dir, monkeypatch):
     # every sampled architecture needs 8 or 9 calls per query; the constraint allows 4: only baselines run
+    from itas.search import store
+
+    writes = []
+    real = store.write_tables
+    monkeypatch.setattr(store, "write_tables", lambda run_dir, trials: writes.append(len(trials)) or real(run_dir, trials))
     space = {"stages": [{"generate": {"models": ["smollm2"], "samples": [8, 9]}}],
              "constraints": {"max_calls_per_query": 4}}
     with pytest.raises(SpaceTooConstrained, match="too constrained"):
         search(tmp_path, server, space, budget=3, data_dir=data_dir)
+    # the tables are written at most every 2 s while trials end (62 here, in a few seconds), and once more at
+    # the end, with every trial, although the search ended with an error
+    assert len(writes) < 62 / 4 and writes[-1] == 62
     table = rows(tmp_path / "run")
     infeasible = [r for r in table if r["status"] == "infeasible"]
     assert len(infeasible) == 20 * 3

@@ -65,3 +65,48 @@ def test_a_sqlite_study_commits_without_waiting_for_the_disk_and_a_killed_writer
     assert (tmp_path / "study.db-wal").exists()  # killed: nothing checkpointed the log into the file
     study = optuna.load_study(study_name="s", storage=shared.make_storage(f"sqlite:///{path}", shared=False))
     assert [(t.value, t.user_attrs["i"]) for t in study.trials] == [(float(i), i) for i in range(5)]
+
+
+def test_a_study_only_this_process_writes_is_read_again_only_after_a_write(tmp_path):
+    """Without --storage, the search alone writes its study: its cache reads the unfinished trials from the
+    database again after a write, and not between two reads (Optuna's own cache reads them at every get_trials,
+    several times per trial: half of the search process's CPU). What each read returns is as the database holds."""
+    storage = shared.make_storage(f"sqlite:///{tmp_path / 'study.db'}", shared=False)
+    reads = []
+    real = storage._backend._get_trials
+    storage._backend._get_trials = lambda *a, **k: reads.append(1) or real(*a, **k)
+    study = optuna.create_study(storage=storage, study_name="s", directions=["maximize"])
+    running = study.ask()
+    done = study.ask()
+    study.tell(done, 1.0)
+    study.get_trials(deepcopy=False)
+    before = len(reads)
+    for _ in range(5):
+        trials = study.get_trials(deepcopy=False)
+    assert len(reads) == before  # nothing written between: no read
+    assert [t.state.name for t in trials] == ["RUNNING", "COMPLETE"]
+
+    study._storage.set_trial_user_attr(running._trial_id, "arch", {"layers": 2})
+    trials = study.get_trials(deepcopy=False)
+    assert len(reads) == before + 1 and trials[0].user_attrs == {"arch": {"layers": 2}}
+    study.tell(running, 0.5)
+    assert [(t.state.name, t.value) for t in study.get_trials(deepcopy=False)] == [("COMPLETE", 0.5),
+                                                                                   ("COMPLETE", 1.0)]
+    # the same study opened afresh (as a resume or a report does) holds the same
+    again = optuna.load_study(study_name="s", storage=shared.make_storage(f"sqlite:///{tmp_path / 'study.db'}",
+                                                                         shared=False))
+    assert [(t.value, t.user_attrs) for t in again.trials] == [(0.5, {"arch": {"layers": 2}}), (1.0, {})]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_shared_study_is_read_as_optuna_reads_it(tmp_path):
+    """With --storage other workers write the study too: every get_trials reads the unfinished trials."""
+    storage = shared.make_storage(f"sqlite:///{tmp_path / 'study.db'}", shared=True)
+    study = optuna.create_study(storage=storage, study_name="s", directions=["maximize"])
+    study.ask()
+    other = optuna.load_study(study_name="s", storage=shared.make_storage(f"sqlite:///{tmp_path / 'study.db'}",
+                                                                         shared=True))
+    study.get_trials(deepcopy=False)
+    t = other.trials[0]
+    other._storage.set_trial_user_attr(t._trial_id, "by", "other")
+    assert study.get_trials(deepcopy=False)[0].user_attrs == {"by": "other"}
