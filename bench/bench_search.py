@@ -12,7 +12,9 @@
   model's at once, one model after the other (servers that share cores do more apart). Target >= 0.95. Every
   plain load starts on emptied prefix caches (``reset_prefix_caches``), as the search did: on caches warmed by
   the search the same requests went 222 against 169 tok/s cold. Also split where the search's last trial started
-  (after it only the last trials' dependent calls are left).
+  (after it only the last trials' dependent calls are left); and, to tell the search's own work from the shape
+  of its calls, the same calls replayed through itas's pool with the same dependencies and trials at once but no
+  search (``replay``), and the search process's own CPU time, taken from the cores the servers run on.
 """
 
 from __future__ import annotations
@@ -175,6 +177,91 @@ def plain_apart(config, requests: list[tuple[str, dict, int]]) -> float:
     return tokens / seconds
 
 
+def search_graph(run_dir: Path) -> tuple[dict, dict[int, list[list[list[str]]]], int]:
+    """What a finished search asked for, and in what order: its requests (call-cache key: (model, request,
+    samples)), and for each trial that made calls, for each question, its layers' request keys. Calls are told
+    apart by their duration, which the trial's per-call records and the call cache both keep; a record that
+    matches no single request is left out (their number is returned too)."""
+    import collections
+
+    db = sqlite3.connect(run_dir / "calls.sqlite")
+    try:
+        reqs = {k: (m, json.loads(r)) for k, m, r in db.execute("SELECT key, model, request FROM requests")}
+        rows = db.execute("SELECT key, duration FROM calls").fetchall()
+    finally:
+        db.close()
+    samples = collections.Counter(k for k, _ in rows)
+    by_duration = collections.defaultdict(set)
+    for k, d in rows:
+        by_duration[d].add(k)
+    trials: dict[int, list] = {}
+    unmatched = 0
+    for folder in (run_dir / "trials").iterdir():
+        path = folder / "questions.jsonl"
+        if not path.exists():
+            continue
+        questions = []
+        for line in path.read_text().splitlines():
+            layers = collections.defaultdict(set)
+            for c in json.loads(line).get("call_records") or []:
+                keys = by_duration.get(c["duration"], set())
+                if len(keys) != 1:
+                    unmatched += 1
+                    continue
+                layers[c["layer"]].add(next(iter(keys)))
+            if layers:
+                questions.append([sorted(layers[i]) for i in sorted(layers)])
+        if questions:
+            trials[int(folder.name)] = questions
+    requests = {k: (reqs[k][0], reqs[k][1], n) for k, n in samples.items() if k in reqs}
+    return requests, trials, unmatched
+
+
+async def replay(config, run_dir: Path, jobs: int) -> tuple[int, float, float]:
+    """The search's calls again through itas's pool (its turns included; no cache, sampler, scoring or study):
+    each question's layers one after the other, each layer's requests at once, at most ``jobs`` trials at a time
+    in the trials' order, a request shared by several trials sent once. (completion tokens, seconds, samples in
+    flight on average)."""
+    from itas.pool.session import open_pool
+    from itas.pool.types import SamplingParams
+
+    requests, trials, _ = search_graph(run_dir)
+    names = {m.model: m.name for m in config.models}  # the cache records the served model name
+    sent: dict[str, asyncio.Future] = {}
+    tokens, spans = 0, []
+    async with open_pool(config, cache=None, calibrate=False) as pool:
+        async def call(key: str) -> None:
+            nonlocal tokens
+            model, req, n = requests[key]
+            p = req["params"]
+            params = SamplingParams(temperature=p["temperature"], max_tokens=p["max_tokens"], top_p=p["top_p"],
+                                    stop=tuple(p.get("stop") or ()))
+            t = time.perf_counter()
+            got = await pool.generate(names[model], req["messages"], params, k=n)
+            tokens += sum(c.completion_tokens for c in got)
+            spans.append((time.perf_counter() - t) * n)
+
+        def once(key: str) -> asyncio.Future:
+            if key not in sent:
+                sent[key] = asyncio.ensure_future(call(key))
+            return sent[key]
+
+        gate = asyncio.Semaphore(jobs)
+
+        async def trial(questions) -> None:
+            async def question(layers) -> None:
+                for layer in layers:
+                    await asyncio.gather(*(once(k) for k in layer if k in requests))
+
+            async with gate:
+                await asyncio.gather(*(question(q) for q in questions))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(trial(trials[n]) for n in sorted(trials)))
+        seconds = time.perf_counter() - t0
+    return tokens, seconds, sum(spans) / seconds
+
+
 ENGINE_SUBSET, ENGINE_TOKENS = 20, 48  # the engine-use search: the default subset, outputs cut to fit make bench
 
 
@@ -216,6 +303,14 @@ def _search(out: Path, space: str, subset: int, budget: int, jobs: int, pool: st
             "tail": tail_share(out, first, last), "out": out}
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process so far, all its threads (not its children: the servers)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def split_at_tail(run: dict) -> tuple[float, float, float]:
     """(tokens/s before the search's last trial started, tokens/s after, the time of that start from the first
     call): each call's tokens spread evenly over its span."""
@@ -254,9 +349,13 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
                 f"--jobs {jobs}, {r['evaluated']} evaluated trials: {r['sent']:,} sent of {r['would']:,}; search took "
                 f"{r['seconds'] / 60:.1f} min)", f"{ratio:.2f}", "<= 0.5", _ok(ratio <= 0.5)))
             reset_prefix_caches(running.config)
+        cpu0 = _cpu_seconds()
         e = _search(work / "engine", str(engine_space(work, engine_tokens)), engine_subset, budget, jobs, pool)
+        cpu = _cpu_seconds() - cpu0
         requests = e["requests"]
         search_rate = e["tokens"] / (e["last"] - e["first"])
+        reset_prefix_caches(running.config)
+        again_tokens, again_s, again_in_flight = asyncio.run(replay(running.config, e["out"], jobs))
         reset_prefix_caches(running.config)
         plain_tokens, plain_s = asyncio.run(plain_load(running.config, requests))
         together = plain_tokens / plain_s
@@ -265,6 +364,8 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
     turns = any(m.turns for m in config.models)
     use = search_rate / plain_rate
     steady, tail_rate, cut = split_at_tail(e)
+    again = again_tokens / again_s
+    cores = os.cpu_count() or 1
     gaps = sorted(harness_gaps(e["out"]))
     p95 = gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0
     rows += [
@@ -279,6 +380,14 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
          f"trials' later layers are left: calls that depend on earlier ones): {steady:.0f} and {tail_rate:.0f} "
          f"tok/s ÷ the plain load's {plain_rate:.0f}; the tail is {e['tail']:.0%} of the search",
          f"{steady / plain_rate:.2f} / {tail_rate / plain_rate:.2f}", "—", "—"),
+        (f"engine use of the same calls replayed through itas's pool, without the search (the same requests, "
+         f"trials, questions and layers, {jobs} trials at once, a request shared by trials sent once; no sampler, "
+         f"study, cache or scoring): {again:.0f} tok/s ÷ the plain load's {plain_rate:.0f} ({again_in_flight:.0f} "
+         f"samples in flight on average); what the search loses beyond this, its process's own CPU takes from the "
+         f"cores the servers run on (next row)", f"{again / plain_rate:.2f}", "—", "—"),
+        (f"the search process's own CPU during the engine-use search (the sampler and its study, scoring, the "
+         f"client): {cpu:.1f} CPU-seconds in {e['seconds']:.0f} s, of the {cores} cores the model servers run on",
+         f"{cpu / (e['seconds'] * cores):.0%}", "—", "—"),
         (f"engine use, between layers: each next layer's first call reached its server {p95 * 1000:.0f} ms "
          f"(p95 of {len(gaps):,}; max {max(gaps, default=0) * 1000:.0f} ms) after the layer before it ended"
          + (" (the pool's servers take turns on the cores: a call whose model does not hold the turn waits for it "

@@ -97,3 +97,50 @@ def test_the_search_is_split_where_its_last_trial_started(tmp_path, bench_search
     assert cut == pytest.approx(10)
     assert before == pytest.approx((10 + 5) / 10)  # all of the first call, half of the second, over 10 s
     assert after == pytest.approx(5 / 5)
+
+
+def test_a_search_is_replayed_layer_by_layer_through_the_pool(tmp_path, bench_search):
+    """bench_search.replay sends a finished search's requests again through itas's pool: a question's layers
+    one after the other, a request shared by two trials once, each with its number of samples."""
+    import asyncio
+
+    import yaml
+
+    from itas.pool.config import load_pool
+    from tests.fake_openai import FakeOpenAI
+
+    run = tmp_path / "run"
+    run.mkdir()
+    db = sqlite3.connect(run / "calls.sqlite")
+    db.execute("CREATE TABLE requests (key TEXT PRIMARY KEY, model TEXT, request TEXT)")
+    db.execute("CREATE TABLE calls (key TEXT, idx INTEGER, text TEXT, prompt_tokens INTEGER, completion_tokens "
+               "INTEGER, duration REAL, finish_reason TEXT, created REAL)")
+    params = {"temperature": 0.7, "max_tokens": 8, "top_p": 1.0, "stop": [], "seed": None}
+    durations = {"gen": [1.5, 1.5], "fuse": [2.25], "rank": [3.125]}  # gen: one request, two samples
+    for key, ds in durations.items():
+        db.execute("INSERT INTO requests VALUES (?, 'fake-a', ?)",
+                   (key, json.dumps({"messages": [{"role": "user", "content": key}], "params": params})))
+        db.executemany("INSERT INTO calls VALUES (?, ?, 'x', 3, 4, ?, 'stop', 0)",
+                       [(key, i, d) for i, d in enumerate(ds)])
+    db.commit()
+    db.close()
+    for number, later in ((0, "fuse"), (1, "rank")):  # both trials start from the same generator samples
+        folder = run / "trials" / str(number)
+        folder.mkdir(parents=True)
+        records = [{"layer": 0, "duration": 1.5}, {"layer": 0, "duration": 1.5},
+                   {"layer": 1, "duration": durations[later][0]}]
+        (folder / "questions.jsonl").write_text(json.dumps({"call_records": records}) + "\n")
+    requests, trials, unmatched = bench_search.search_graph(run)
+    assert unmatched == 0 and requests["gen"][2] == 2
+    assert trials == {0: [[["gen"], ["fuse"]]], 1: [[["gen"], ["rank"]]]}
+
+    server = FakeOpenAI().start()
+    try:
+        pool = tmp_path / "pool.yaml"
+        pool.write_text(yaml.safe_dump({"models": {"smollm2": {"model": "fake-a", "endpoints": [server.url]}}}))
+        tokens, seconds, _ = asyncio.run(bench_search.replay(load_pool(str(pool)), run, jobs=2))
+        sent = [r["messages"][0]["content"] for r in server.requests]
+        assert sorted(sent) == ["fuse", "gen", "rank"] and sent[0] == "gen"  # gen once, before what needs it
+        assert server.requests[0]["n"] == 2 and tokens > 0 and seconds > 0
+    finally:
+        server.stop()
