@@ -164,13 +164,26 @@ def check_calls(requests: list[dict], before: Counter, after: Counter, killed_at
         assert lost <= in_flight[key], f"{key}: {lost} samples asked for and not stored, {in_flight[key]} in flight"
 
 
+def trials_ended(stderr: Path) -> int:
+    """Trials this run has reported as ended so far (its progress lines on standard error)."""
+    try:
+        return sum(1 for line in stderr.read_text(errors="replace").splitlines() if line.startswith("trial "))
+    except OSError:
+        return 0
+
+
 def wait_for_moment(proc: subprocess.Popen, rng, started: float, count_requests, *, startup: tuple[float, float],
-                    after: tuple[int, int], extra: float) -> None:
+                    after: tuple[int, int], extra: float, stderr: Path | None = None, most: int = 0) -> None:
     """Wait for a random moment of the run (or its end): either a random time in ``startup`` seconds (while it
     starts: imports, the study, the servers), or a random short while after its k-th request (k in ``after``),
     when trials run and calls are in flight. Counting requests, not seconds, keeps the kills inside the trials
-    on a machine of any speed or load."""
-    if rng.random() < 0.3:
+    on a machine of any speed or load. With ``stderr`` (the run's standard error), the moment comes at the
+    latest when the run reports ``most`` trials ended (with 0, at its first request): trials answered from the
+    call cache send no request, and a run whose last trials all came from the cache would otherwise end before
+    its kill."""
+    if stderr is not None and most == 0:  # no trial may end: a moment of its start, or its first request
+        deadline, k, extra = time.time() + rng.uniform(startup[0], min(startup[1], 1.0)), 1, 0.0
+    elif rng.random() < 0.3:
         deadline, k = time.time() + rng.uniform(*startup), None
     else:
         deadline, k = time.time() + 30, rng.randint(*after)
@@ -179,13 +192,15 @@ def wait_for_moment(proc: subprocess.Popen, rng, started: float, count_requests,
         if k is not None and count_requests(started) >= k:
             time.sleep(pause)
             return
+        if stderr is not None and trials_ended(stderr) >= max(most, 1):
+            return
         time.sleep(0.02)
 
 
 def kill_and_resume(tmp_path: Path, search: list[str], run: Path, env: dict, *, kills: int, budget: int, moment,
                     requests, after_each=None) -> dict:
     """Run ``search`` (``--out run`` added, or ``--resume run`` every other time once it exists), SIGKILL it at
-    ``moment(proc, started, snapshot)``, ``kills`` times, then let it finish; check the directory and the calls
+    ``moment(proc, started, snapshot, stderr_path)``, ``kills`` times, then let it finish; check the directory and the calls
     after every run. ``requests(start, end)`` lists the requests the servers got in that time."""
     kill_times, snapshot = [], Snapshot(run, budget)
     for leg in range(kills + 1):
@@ -195,7 +210,7 @@ def kill_and_resume(tmp_path: Path, search: list[str], run: Path, env: dict, *, 
         with open(stderr_path, "w") as err:
             proc = subprocess.Popen(search + where, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err)
             if leg < kills:
-                moment(proc, started, snapshot)
+                moment(proc, started, snapshot, stderr_path)
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
                 killed_at = time.time()
@@ -256,11 +271,16 @@ def test_twenty_sigkills_then_resume_lose_and_repeat_nothing(tmp_path, data_dir)
                     n += sum(1 for line in f if b'"received"' in line and b"apple" not in line)
         return n
 
-    def moment(proc, started, snapshot) -> None:
-        # near the end of the budget the kills come sooner, so that all of them land before the search is done
-        late = len(snapshot.evaluated) >= BUDGET - 6
+    legs = iter(range(KILLS))
+
+    def moment(proc, started, snapshot, stderr) -> None:
+        # every kill must land before the search is done, so a run may end only its share of the trials left
+        # (trials answered from the call cache end without a request), and near the end the kills come sooner
+        kills_left = KILLS - next(legs)
+        left = BUDGET - len(snapshot.evaluated)
         wait_for_moment(proc, rng, started, count_requests, startup=(0.3, 3.0),
-                        after=(1, 3) if late else (1, 16), extra=0.5)
+                        after=(1, 3) if left <= 6 else (1, 16), extra=0.5, stderr=stderr,
+                        most=(left - 1) // kills_left)
 
     def servers(leg: int) -> None:
         # managed servers: at most one per model recorded, and adopted by the next run rather than started again
@@ -344,9 +364,13 @@ def test_three_sigkills_on_the_real_pool(tmp_path, real_pool, real_pool_file, da
                                     "answered": a.done if a.status == 200 else None})
             return out
 
-        def moment(proc, started, snapshot) -> None:
+        legs = iter(range(3))
+
+        def moment(proc, started, snapshot, stderr) -> None:
+            # a run may end only its share of the trials left, so that every kill lands before the search is done
+            most = (8 - len(snapshot.evaluated) - 1) // (3 - next(legs))
             wait_for_moment(proc, rng, started, lambda start: len(requests(start, None)), startup=(0.5, 3.0),
-                            after=(1, 4), extra=2.0)
+                            after=(1, 4), extra=2.0, stderr=stderr, most=most)
 
         done = kill_and_resume(tmp_path, search, run, itas_env(state), kills=3, budget=8, moment=moment,
                                requests=requests)
