@@ -14,7 +14,9 @@
   the search the same requests went 222 against 169 tok/s cold. Also split where the search's last trial started
   (after it only the last trials' dependent calls are left); and, to tell the search's own work from the shape
   of its calls, the same calls replayed through itas's pool with the same dependencies and trials at once but no
-  search (``replay``), and the search process's own CPU time, taken from the cores the servers run on.
+  search (``replay``), and the search process's own CPU time, taken from the cores the servers run on; and what
+  the layers' dependencies alone leave of the plain load: the same requests sent in waves, each wave after every
+  request its requests depend on, by a harness that knows every call in advance (``plain_waves``, no itas).
 """
 
 from __future__ import annotations
@@ -262,6 +264,59 @@ async def replay(config, run_dir: Path, jobs: int) -> tuple[int, float, float]:
     return tokens, seconds, sum(spans) / seconds
 
 
+def layer_waves(trials: dict[int, list[list[list[str]]]]) -> list[list[str]]:
+    """The search's requests in waves: each request in the first wave after every request it depends on (the
+    layers before it, in every trial and question that asked for it: the longest chain of layers before it). A
+    request asked for again in a later layer of the same question (a fuser given the same candidates twice) was
+    answered already, so it is placed by its first layer there."""
+    chains = []  # each question's layers, a request kept in its first layer only
+    for questions in trials.values():
+        for layers in questions:
+            seen: set[str] = set()
+            chain = []
+            for layer in layers:
+                fresh = [k for k in layer if k not in seen]
+                seen.update(fresh)
+                if fresh:
+                    chain.append(fresh)
+            chains.append(chain)
+    depth: dict[str, int] = {}
+    for _ in range(len({k for chain in chains for layer in chain for k in layer}) + 1):
+        changed = False  # longest paths: each round lengthens them by one layer at least, or nothing changes
+        for chain in chains:
+            before = -1
+            for layer in chain:
+                for key in layer:
+                    if depth.get(key, -1) < before + 1:
+                        depth[key], changed = before + 1, True
+                before = max(depth[key] for key in layer)
+        if not changed:
+            break
+    else:
+        raise ValueError("the search's requests depend on each other in a cycle")
+    waves: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+    for key, d in depth.items():
+        waves[d].append(key)
+    return waves
+
+
+def plain_waves(config, run_dir: Path) -> tuple[int, float, int]:
+    """A plain load of the search's requests in its own dependency order, by a harness that knows every call in
+    advance and needs no itas: wave after wave (``layer_waves``), each wave's requests one model at a time, each
+    model's all at once (httpx, as the plain loads). What the layers' dependencies leave of the plain load apart:
+    (completion tokens, seconds, waves)."""
+    requests, trials, _ = search_graph(run_dir)
+    waves = layer_waves(trials)
+    tokens, seconds = 0, 0.0
+    reset_prefix_caches(config)
+    for wave in waves:
+        wave_requests = [requests[k] for k in wave if k in requests]
+        for model in sorted({m for m, _, _ in wave_requests}):
+            t, s = asyncio.run(plain_load(config, [r for r in wave_requests if r[0] == model]))
+            tokens, seconds = tokens + t, seconds + s
+    return tokens, seconds, len(waves)
+
+
 ENGINE_SUBSET, ENGINE_TOKENS = 20, 48  # the engine-use search: the default subset, outputs cut to fit make bench
 
 
@@ -356,6 +411,7 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
         search_rate = e["tokens"] / (e["last"] - e["first"])
         reset_prefix_caches(running.config)
         again_tokens, again_s, again_in_flight = asyncio.run(replay(running.config, e["out"], jobs))
+        waves_tokens, waves_s, n_waves = plain_waves(running.config, e["out"])
         reset_prefix_caches(running.config)
         plain_tokens, plain_s = asyncio.run(plain_load(running.config, requests))
         together = plain_tokens / plain_s
@@ -365,6 +421,7 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
     use = search_rate / plain_rate
     steady, tail_rate, cut = split_at_tail(e)
     again = again_tokens / again_s
+    waves = waves_tokens / waves_s
     cores = os.cpu_count() or 1
     gaps = sorted(harness_gaps(e["out"]))
     p95 = gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0
@@ -383,8 +440,12 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
         (f"engine use of the same calls replayed through itas's pool, without the search (the same requests, "
          f"trials, questions and layers, {jobs} trials at once, a request shared by trials sent once; no sampler, "
          f"study, cache or scoring): {again:.0f} tok/s ÷ the plain load's {plain_rate:.0f} ({again_in_flight:.0f} "
-         f"samples in flight on average); what the search loses beyond this, its process's own CPU takes from the "
-         f"cores the servers run on (next row)", f"{again / plain_rate:.2f}", "—", "—"),
+         f"samples in flight on average); the search ÷ its replay: {search_rate / again:.2f}",
+         f"{again / plain_rate:.2f}", "—", "—"),
+        (f"what the layers' dependencies leave of the plain load: the same requests in {n_waves} waves, each after "
+         f"every request it depends on (a harness that knows every call in advance, no itas; each wave one model at "
+         f"a time, each model's requests at once): {waves:.0f} tok/s ÷ the plain load's {plain_rate:.0f}; the "
+         f"search ÷ this: {search_rate / waves:.2f}", f"{waves / plain_rate:.2f}", "—", "—"),
         (f"the search process's own CPU during the engine-use search (the sampler and its study, scoring, the "
          f"client): {cpu:.1f} CPU-seconds in {e['seconds']:.0f} s, of the {cores} cores the model servers run on",
          f"{cpu / (e['seconds'] * cores):.0%}", "—", "—"),

@@ -144,3 +144,26 @@ def test_a_search_is_replayed_layer_by_layer_through_the_pool(tmp_path, bench_se
         assert server.requests[0]["n"] == 2 and tokens > 0 and seconds > 0
     finally:
         server.stop()
+
+
+def test_layer_waves_put_each_request_after_everything_it_depends_on(bench_search):
+    # trial 1: a -> b -> c; trial 2: b is its first layer, then d; trial 3: c then e (c is shared, deeper in 1)
+    trials = {1: [[["a"], ["b"], ["c"]]], 2: [[["b"], ["d"]]], 3: [[["c"], ["e"]], [["a", "f"], ["g"]]]}
+    waves = bench_search.layer_waves(trials)
+    wave_of = {k: i for i, wave in enumerate(waves) for k in wave}
+    assert wave_of == {"a": 0, "f": 0, "b": 1, "g": 1, "c": 2, "d": 2, "e": 3}
+    for questions in trials.values():  # every layer after every layer before it, in every question
+        for layers in questions:
+            for before, after in zip(layers, layers[1:]):
+                assert max(wave_of[k] for k in before) < min(wave_of[k] for k in after)
+
+
+def test_layer_waves_place_a_request_asked_again_in_the_same_question_by_its_first_layer(bench_search):
+    # a fuser given the same candidates twice asks the same request in layers 1 and 2: answered already, not a cycle
+    waves = bench_search.layer_waves({1: [[["g"], ["f"], ["f"], ["v"]]], 2: [[["f"], ["h"]]]})
+    assert {k: i for i, wave in enumerate(waves) for k in wave} == {"g": 0, "f": 1, "v": 2, "h": 2}
+
+
+def test_layer_waves_refuse_a_cycle(bench_search):
+    with pytest.raises(ValueError, match="cycle"):
+        bench_search.layer_waves({1: [[["a"], ["b"]]], 2: [[["b"], ["a"]]]})
