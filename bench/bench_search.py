@@ -168,14 +168,20 @@ def reset_prefix_caches(config) -> None:
             r.raise_for_status()
 
 
-def plain_apart(config, requests: list[tuple[str, dict, int]]) -> float:
-    """Tokens/s of the plain load sent one model at a time (each model's requests all at once): on servers that
-    share cores, faster than all at once."""
+def _one_model_at_a_time(config, requests: list[tuple[str, dict, int]]) -> tuple[int, float]:
+    """A plain load of ``requests`` one model after the other, each model's all at once: (tokens, seconds)."""
     tokens, seconds = 0, 0.0
-    reset_prefix_caches(config)
     for model in sorted({m for m, _, _ in requests}):
         t, s = asyncio.run(plain_load(config, [r for r in requests if r[0] == model]))
         tokens, seconds = tokens + t, seconds + s
+    return tokens, seconds
+
+
+def plain_apart(config, requests: list[tuple[str, dict, int]]) -> float:
+    """Tokens/s of the plain load sent one model at a time (each model's requests all at once): on servers that
+    share cores, faster than all at once."""
+    reset_prefix_caches(config)
+    tokens, seconds = _one_model_at_a_time(config, requests)
     return tokens / seconds
 
 
@@ -310,10 +316,8 @@ def plain_waves(config, run_dir: Path) -> tuple[int, float, int]:
     tokens, seconds = 0, 0.0
     reset_prefix_caches(config)
     for wave in waves:
-        wave_requests = [requests[k] for k in wave if k in requests]
-        for model in sorted({m for m, _, _ in wave_requests}):
-            t, s = asyncio.run(plain_load(config, [r for r in wave_requests if r[0] == model]))
-            tokens, seconds = tokens + t, seconds + s
+        t, s = _one_model_at_a_time(config, [requests[k] for k in wave if k in requests])
+        tokens, seconds = tokens + t, seconds + s
     return tokens, seconds, len(waves)
 
 

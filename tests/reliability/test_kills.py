@@ -200,8 +200,8 @@ def wait_for_moment(proc: subprocess.Popen, rng, started: float, count_requests,
 def kill_and_resume(tmp_path: Path, search: list[str], run: Path, env: dict, *, kills: int, budget: int, moment,
                     requests, after_each=None) -> dict:
     """Run ``search`` (``--out run`` added, or ``--resume run`` every other time once it exists), SIGKILL it at
-    ``moment(proc, started, snapshot, stderr_path)``, ``kills`` times, then let it finish; check the directory and the calls
-    after every run. ``requests(start, end)`` lists the requests the servers got in that time."""
+    ``moment(proc, started, snapshot, stderr_path)``, ``kills`` times, then let it finish; check the directory and
+    the calls after every run. ``requests(start, end)`` lists the requests the servers got in that time."""
     kill_times, snapshot = [], Snapshot(run, budget)
     for leg in range(kills + 1):
         where = ["--out", str(run)] if leg % 2 == 0 or not (run / "config.json").exists() else ["--resume", str(run)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -154,7 +155,7 @@ def test_layer_waves_put_each_request_after_everything_it_depends_on(bench_searc
     assert wave_of == {"a": 0, "f": 0, "b": 1, "g": 1, "c": 2, "d": 2, "e": 3}
     for questions in trials.values():  # every layer after every layer before it, in every question
         for layers in questions:
-            for before, after in zip(layers, layers[1:], strict=False):
+            for before, after in itertools.pairwise(layers):
                 assert max(wave_of[k] for k in before) < min(wave_of[k] for k in after)
 
 
