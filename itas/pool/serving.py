@@ -475,20 +475,43 @@ def _probe(http: httpx.Client, url: str, served: str, api_key_env: str | None = 
 
 
 def stop_detached(config: PoolConfig | None, report: Report = _quiet) -> int:
-    """``itas pool down``: stop the servers of ``config`` (all recorded servers when None)."""
-    hashes = None if config is None else {m.serve.spec_hash(m.name) for m in config.models if m.managed}
+    """``itas pool down``: stop the servers of ``config`` (all recorded servers when None).
+
+    A pool's servers are those with its current serve settings, and those started by ``itas pool up`` for one of
+    its models (same name, same served model) before its serve settings changed: after an edit of the pool's
+    YAML, or an itas release that changed the embedded default pool, ``itas pool down`` still stops what ``itas
+    pool up`` started. A server of an earlier spec that a running search owns is left to it. What is left
+    running is named, with the option that stops it."""
     n = 0
     with state.locked() as records:
         kept = []
         for r in records:
-            if hashes is None or r.get("spec") in hashes:
-                report(f"stopping {r['model']} on port {r['port']}")
-                stop_record(r)
-                n += 1
-            else:
+            why = _of_pool(r, config)
+            if why is None:
                 kept.append(r)
+                continue
+            report(f"stopping {r['model']} on port {r['port']}{why}")
+            stop_record(r)
+            n += 1
         records[:] = kept
+    if config is not None and kept:
+        names = ", ".join(f"{r['model']} (port {r['port']})" for r in kept)
+        report(f"still running, not of this pool: {names}; `itas pool down --all` stops every server itas started")
     return n
+
+
+def _of_pool(record: dict, config: PoolConfig | None) -> str | None:
+    """Why ``itas pool down`` of ``config`` stops this server ("" for its current spec), or None."""
+    if config is None:
+        return ""
+    for m in config.models:
+        if not m.managed or record.get("model") != m.name:
+            continue
+        if record.get("spec") == m.serve.spec_hash(m.name):
+            return ""
+        if record.get("served") == m.model and record.get("owner") is None:
+            return " (started by `itas pool up` before this pool's serve settings changed)"
+    return None
 
 
 @contextlib.contextmanager

@@ -176,6 +176,37 @@ def test_pool_up_status_down_from_the_command_line(tmp_path, isolated_state):
     assert group_gone(rec["pid"], 15) and state.read() == []
 
 
+def test_pool_down_stops_what_pool_up_started_before_the_serve_settings_changed(tmp_path, isolated_state):
+    import yaml
+
+    env = {**os.environ, "ITAS_STATE_DIR": str(isolated_state), "COLUMNS": "200"}
+    pool_file = write_pool(tmp_path)
+    other_dir = tmp_path / "other"
+    other_dir.mkdir()
+    other = other_dir / "pool.yaml"
+    other.write_text(yaml.safe_dump({"models": {"another": pool_data()["models"]["fake"]}}))
+
+    def itas(*args, pool=pool_file):
+        return subprocess.run([sys.executable, "-m", "itas", *args, "--pool", str(pool)],
+                              capture_output=True, text=True, env=env, cwd=REPO)
+
+    assert itas("pool", "up").returncode == 0
+    assert itas("pool", "up", pool=other).returncode == 0
+    old, kept = sorted(state.read(), key=lambda r: r["model"] != "fake")
+    edited = pool_data()
+    edited["models"]["fake"]["serve"]["env"]["ITAS_EDITED"] = "1"  # another spec hash for the same model
+    pool_file.write_text(yaml.safe_dump(edited))
+    down = itas("pool", "down")
+    assert down.returncode == 0 and "stopped 1 server(s)" in down.stdout, down.stdout + down.stderr
+    assert "before this pool's serve settings changed" in down.stderr
+    assert f"another (port {kept['port']})" in down.stderr and "--all" in down.stderr
+    assert group_gone(old["pid"], 15)
+    assert [r["id"] for r in state.read()] == [kept["id"]] and answers(kept["url"])
+    down_all = itas("pool", "down", "--all")
+    assert "stopped 1 server(s)" in down_all.stdout and state.read() == []
+    assert group_gone(kept["pid"], 15)
+
+
 def test_a_second_open_of_the_same_pool_in_one_process_does_not_stop_it():
     config = parse_pool(pool_data(), "pool.yaml")
     first = start_pool(config, calibrate=False)
