@@ -671,7 +671,7 @@ class _Runner:
                     await self._drain(tasks)
                     break
                 item = queue.pop(0) if queue else None
-                task = self._start(item)
+                task = await self._start(item)
                 if task is not None:
                     tasks.add(task)
                 else:
@@ -722,7 +722,7 @@ class _Runner:
                 if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                     raise r
 
-    def _start(self, item) -> asyncio.Task | None:
+    async def _start(self, item) -> asyncio.Task | None:
         import optuna
 
         from itas.arch.spec import parse_architecture
@@ -730,7 +730,9 @@ class _Runner:
         if item is None:
             kind = "sampled"
             try:
-                trial, arch_dict = self.proposer.ask(self.space)
+                # in a worker thread: the sampler's draw and its writes leave the event loop free to send the
+                # running trials' calls and take their answers (bench/results/engine-use.md, section 12)
+                trial, arch_dict = await asyncio.to_thread(self.proposer.ask, self.space)
                 arch = parse_architecture(arch_dict, f"{self.space.source} (trial {trial.number})",
                                           default_name=f"trial-{trial.number}")
             except ItasError as exc:  # a space that builds an invalid architecture: not the trial's fault
@@ -745,17 +747,14 @@ class _Runner:
             trial = self.study.ask()
         fp = arch.fingerprint()
         e = self.est(arch)
-        self._attr(trial, "itas_kind", kind)
-        self._attr(trial, "architecture", arch.to_dict(full=True))
-        self._attr(trial, "fingerprint", fp)
-        self._attr(trial, "description", describe(arch))
-        self._attr(trial, "estimate", {"calls": e.calls, "tokens": e.tokens, "exact": e.exact,
-                                       "cost": e.cost(self.pool_config)})
+        self._attrs(trial, {"itas_kind": kind, "architecture": arch.to_dict(full=True), "fingerprint": fp,
+                            "description": describe(arch),
+                            "estimate": {"calls": e.calls, "tokens": e.tokens, "exact": e.exact,
+                                         "cost": e.cost(self.pool_config)}})
         violation = _violation(self.space, e) if kind == "sampled" else 0.0
         if violation > 0:
             self._set_constraint(trial, violation)
-            self._attr(trial, "itas_status", "infeasible")
-            self._attr(trial, "reason", _infeasible_reason(self.space, e))
+            self._attrs(trial, {"itas_status": "infeasible", "reason": _infeasible_reason(self.space, e)})
             lat = estimated_latency(arch, e, self.pool)
             self.study.tell(trial, [0.0, lat, e.cost(self.pool_config)])
             self.infeasible_seen += 1
@@ -799,6 +798,14 @@ class _Runner:
     def _attr(self, trial, key, value) -> None:
         self.study._storage.set_trial_user_attr(trial._trial_id, key, value)
 
+    def _attrs(self, trial, values: dict) -> None:
+        """Several attributes: in one transaction where the storage can (``shared._only_writer``)."""
+        many = getattr(self.study._storage, "set_trial_user_attrs", None)
+        if many is not None:
+            return many(trial._trial_id, values)
+        for key, value in values.items():
+            self._attr(trial, key, value)
+
     def _set_constraint(self, trial, value: float) -> None:
         trial.set_constraint("compute", float(value))
 
@@ -806,9 +813,8 @@ class _Runner:
         import optuna
 
         self._set_constraint(trial, 0.0)
-        self._attr(trial, "itas_status", "duplicate")
-        self._attr(trial, "duplicate_of", earlier.number)
-        self._attr(trial, "metrics", earlier.user_attrs.get("metrics"))
+        self._attrs(trial, {"itas_status": "duplicate", "duplicate_of": earlier.number,
+                            "metrics": earlier.user_attrs.get("metrics")})
         if _stopped(earlier):  # answered from a stopped trial: stopped as well
             self._attr(trial, "reason", f"stopped as trial {earlier.number}")
             self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -891,9 +897,9 @@ class _Runner:
             metrics.update(m.training())  # test-time training's share of cost and latency, when it trained
             if stop_reason is not None:
                 metrics["questions_scored"] = len(result.questions)
-            self._attr(trial, "metrics", metrics)
-            self._attr(trial, "questions", [[q.id, q.score, q.n_calls, q.prompt_tokens, q.completion_tokens,
-                                             round(q.latency, 4), q.cost] for q in result.questions])
+            self._attrs(trial, {"metrics": metrics,
+                                "questions": [[q.id, q.score, q.n_calls, q.prompt_tokens, q.completion_tokens,
+                                               round(q.latency, 4), q.cost] for q in result.questions]})
             self._set_constraint(trial, 0.0)
             questions_jsonl = "".join(json.dumps({k: v for k, v in q.to_dict().items() if k != "final_state"},
                                                  default=str) + "\n" for q in result.questions)
@@ -973,8 +979,7 @@ class _Runner:
         """Staged evaluation stopped the trial: PRUNED (see ``itas.search.staged``), counted, with its reason."""
         import optuna
 
-        self._attr(trial, "itas_status", "stopped")
-        self._attr(trial, "reason", reason)
+        self._attrs(trial, {"itas_status": "stopped", "reason": reason})
         self.study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         self.failed_in_a_row = 0
         frozen = self.study._storage.get_trial(trial._trial_id)

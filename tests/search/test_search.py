@@ -127,6 +127,44 @@ def test_a_duplicate_architecture_is_answered_from_its_earlier_trial(tmp_path, s
     assert len(reqs) == 6 + 3 and all(r.get("n", 1) == 1 for r in reqs)
 
 
+def test_the_sampler_draws_while_the_event_loop_goes_on(tmp_path, server, data_dir, monkeypatch):
+    """The sampler's draw (TPE and its study's writes: up to tens of ms a trial, for hundreds of proposals when
+    many are duplicates) runs in a worker thread: the event loop that sends the running trials' calls and takes
+    their answers is not held meanwhile (bench/results/engine-use.md, section 12)."""
+    from itas.search.runner import Proposer
+
+    real = Proposer.ask
+    slow = []
+
+    def ask(self, space):
+        time.sleep(0.3)  # a slow draw that holds its thread, as a CPU-bound one does
+        slow.append(1)
+        return real(self, space)
+
+    monkeypatch.setattr(Proposer, "ask", ask)
+    space = {"stages": [{"generate": {"models": ["smollm2", "gemma3"], "count": [1, 2], "samples": [1, 2, 3]}}]}
+    req = SearchRequest(benchmark="gsm8k", budget=6, out=tmp_path / "run", space=str(space_file(tmp_path, space)),
+                        pool=str(pool_file(tmp_path, server.url)), subset=3, seed=0, jobs=2, data_dir=str(data_dir))
+    late = []
+
+    async def go():
+        async def watch():
+            while True:
+                t = time.perf_counter()
+                await asyncio.sleep(0.01)
+                late.append(time.perf_counter() - t - 0.01)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            return await run_search(req)
+        finally:
+            watcher.cancel()
+
+    out = asyncio.run(go())
+    assert out.counted == 6 and len(slow) >= 4
+    assert max(late) < 0.2, f"the event loop was held {max(late):.3f} s"
+
+
 def test_after_duplicates_the_values_come_from_random_search_until_a_new_architecture():
     import optuna
 

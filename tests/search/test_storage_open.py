@@ -67,35 +67,53 @@ def test_a_sqlite_study_commits_without_waiting_for_the_disk_and_a_killed_writer
     assert [(t.value, t.user_attrs["i"]) for t in study.trials] == [(float(i), i) for i in range(5)]
 
 
-def test_a_study_only_this_process_writes_is_read_again_only_after_a_write(tmp_path):
-    """Without --storage, the search alone writes its study: its cache reads the unfinished trials from the
-    database again after a write, and not between two reads (Optuna's own cache reads them at every get_trials,
-    several times per trial: half of the search process's CPU). What each read returns is as the database holds."""
+def test_a_study_only_this_process_writes_is_kept_in_its_cache_as_the_database_holds_it(tmp_path):
+    """Without --storage, the search alone writes its study: its cache follows each write (attributes and
+    parameters copied in, a trial whose state changed read back alone), so it never reads the trials from the
+    database again (Optuna's own cache reads the unfinished ones at every get_trials: half of the search process's
+    CPU; reading them after each write still stalled the search's event loop). Every field of every trial is as
+    the database holds it."""
     storage = shared.make_storage(f"sqlite:///{tmp_path / 'study.db'}", shared=False)
     reads = []
     real = storage._backend._get_trials
     storage._backend._get_trials = lambda *a, **k: reads.append(1) or real(*a, **k)
-    study = optuna.create_study(storage=storage, study_name="s", directions=["maximize"])
-    running = study.ask()
-    done = study.ask()
-    study.tell(done, 1.0)
+    study = optuna.create_study(storage=storage, study_name="s", directions=["maximize", "minimize"])
     study.get_trials(deepcopy=False)
     before = len(reads)
-    for _ in range(5):
-        trials = study.get_trials(deepcopy=False)
-    assert len(reads) == before  # nothing written between: no read
-    assert [t.state.name for t in trials] == ["RUNNING", "COMPLETE"]
 
-    study._storage.set_trial_user_attr(running._trial_id, "arch", {"layers": 2})
-    trials = study.get_trials(deepcopy=False)
-    assert len(reads) == before + 1 and trials[0].user_attrs == {"arch": {"layers": 2}}
-    study.tell(running, 0.5)
-    assert [(t.state.name, t.value) for t in study.get_trials(deepcopy=False)] == [("COMPLETE", 0.5),
-                                                                                   ("COMPLETE", 1.0)]
+    running = study.ask()
+    running.suggest_categorical("model", ["smollm2", "gemma3"])
+    running.suggest_int("samples", 1, 8)
+    study._storage.set_trial_user_attr(running._trial_id, "arch", {"layers": (2, 3), "name": "x"})
+    running.set_constraint("compute", 0.0)
+    assert study.get_trials(deepcopy=False)[0].user_attrs == {"arch": {"layers": [2, 3], "name": "x"}}  # as JSON
+    held = study.get_trials(deepcopy=False)[0]
+    done = study.ask()
+    done.suggest_float("temperature", 0.1, 1.0)
+    study._storage.set_trial_user_attr(done._trial_id, "metrics", {"accuracy": 0.5})
+    study._storage.set_trial_system_attr(done._trial_id, "itas", [1, 2])
+    study.tell(done, [0.5, 2.0])
+    failed = study.ask()
+    study.tell(failed, state=optuna.trial.TrialState.FAIL)
+    pruned = study.ask()
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    study.enqueue_trial({"model": "gemma3"})
+    enqueued = study.ask()
+    assert enqueued.suggest_categorical("model", ["smollm2", "gemma3"]) == "gemma3"
+    study._storage.set_trial_user_attr(running._trial_id, "reason", "late")
+    assert held.user_attrs == {"arch": {"layers": [2, 3], "name": "x"}}  # a trial read earlier stays as read
+    assert study._storage.get_trial(running._trial_id).user_attrs["reason"] == "late"
+    cached = study.get_trials(deepcopy=False)
+    assert len(reads) == before  # written all along, read never
+
+    fields = ("number", "state", "values", "params", "distributions", "user_attrs", "system_attrs",
+              "datetime_start", "datetime_complete", "intermediate_values", "_trial_id")
     # the same study opened afresh (as a resume or a report does) holds the same
-    again = optuna.load_study(study_name="s", storage=shared.make_storage(f"sqlite:///{tmp_path / 'study.db'}",
-                                                                         shared=False))
-    assert [(t.value, t.user_attrs) for t in again.trials] == [(0.5, {"arch": {"layers": 2}}), (1.0, {})]
+    again = optuna.load_study(study_name="s", storage=optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}"))
+    assert [t.state.name for t in again.trials] == ["RUNNING", "COMPLETE", "FAIL", "PRUNED", "RUNNING"]
+    for mine, stored in zip(cached, again.trials, strict=True):
+        for f in fields:
+            assert getattr(mine, f) == getattr(stored, f), (mine.number, f)
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
