@@ -148,71 +148,62 @@ def _only_writer(backend):
             found = self._cached(trial_id)
             return found[1] if found is not None else super().get_trial(trial_id)
 
-        def set_trial_user_attr(self, trial_id: int, key: str, value) -> None:
-            self._attr(trial_id, "user_attrs", key, value, super().set_trial_user_attr)
-
-        def set_trial_system_attr(self, trial_id: int, key: str, value) -> None:
-            self._attr(trial_id, "system_attrs", key, value, super().set_trial_system_attr)
-
-        def _attr(self, trial_id: int, field: str, key: str, value, write) -> None:
+        def _follow(self, trial_id: int, write, change):
+            """``write()`` to the database, then ``change`` a copy of the cached trial as the write changed it (a
+            new object, as a read from the database gives: trials held elsewhere stay as they were read)."""
             found = self._cached(trial_id)
             try:
-                write(trial_id, key, value)
+                done = write()
             except BaseException:
                 self._current.clear()
                 raise
             if found is not None:
                 study_id, trial = found
-                trial = copy.copy(trial)  # a new object, as a read from the database gives: held ones stay as read
-                setattr(trial, field, {**getattr(trial, field), key: json.loads(json.dumps(value))})
-                self._replace(study_id, trial)
+                self._replace(study_id, change(copy.copy(trial)))
+            return done
+
+        def set_trial_user_attr(self, trial_id: int, key: str, value) -> None:
+            self.set_trial_user_attrs(trial_id, {key: value})
+
+        def set_trial_system_attr(self, trial_id: int, key: str, value) -> None:
+            def change(trial):
+                trial.system_attrs = {**trial.system_attrs, key: json.loads(json.dumps(value))}
+                return trial
+
+            self._follow(trial_id, lambda: super(OnlyWriter, self).set_trial_system_attr(trial_id, key, value),
+                         change)
 
         def set_trial_user_attrs(self, trial_id: int, values: dict) -> None:
             """Several user attributes in one transaction (one commit instead of one each)."""
-            found = self._cached(trial_id)
-            try:
+            def write():
                 if one_session is None:
                     for key, value in values.items():
-                        super().set_trial_user_attr(trial_id, key, value)
-                else:
-                    with one_session(self._backend.scoped_session, True) as session:
-                        for key, value in values.items():
-                            self._backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel,
-                                                                         trial_id, key, value)
-            except BaseException:
-                self._current.clear()
-                raise
-            if found is not None:
-                study_id, trial = found
-                trial = copy.copy(trial)
+                        super(OnlyWriter, self).set_trial_user_attr(trial_id, key, value)
+                    return
+                with one_session(self._backend.scoped_session, True) as session:
+                    for key, value in values.items():
+                        self._backend._set_trial_attr_without_commit(session, models.TrialUserAttributeModel,
+                                                                     trial_id, key, value)
+
+            def change(trial):
                 trial.user_attrs = {**trial.user_attrs, **json.loads(json.dumps(values))}
-                self._replace(study_id, trial)
+                return trial
+
+            self._follow(trial_id, write, change)
 
         def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                             distribution) -> None:
-            found = self._cached(trial_id)
-            try:
-                super().set_trial_param(trial_id, param_name, param_value_internal, distribution)
-            except BaseException:
-                self._current.clear()
-                raise
-            if found is not None:
-                study_id, trial = found
-                trial = copy.copy(trial)
+            def change(trial):
                 trial.params = {**trial.params, param_name: distribution.to_external_repr(param_value_internal)}
                 trial.distributions = {**trial.distributions, param_name: distribution}
-                self._replace(study_id, trial)
+                return trial
+
+            self._follow(trial_id, lambda: super(OnlyWriter, self).set_trial_param(
+                trial_id, param_name, param_value_internal, distribution), change)
 
         def set_trial_state_values(self, trial_id: int, state, values=None) -> bool:
-            found = self._cached(trial_id)
-            try:
-                done = super().set_trial_state_values(trial_id, state, values)
-            except BaseException:
-                self._current.clear()
-                raise
-            if found is not None:
-                self._replace(found[0], self._backend.get_trial(trial_id))  # this trial alone, as stored
-            return done
+            return self._follow(trial_id, lambda: super(OnlyWriter, self).set_trial_state_values(trial_id, state, values),
+                                lambda _: self._backend.get_trial(trial_id))  # this trial alone, as stored
 
     def written(name: str):
         method = getattr(_CachedStorage, name)
