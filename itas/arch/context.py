@@ -9,7 +9,7 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from itas.arch.state import Origin
@@ -39,7 +39,12 @@ class CallRecord:
     finish_reason: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # every field is a scalar: a plain copy of them, not dataclasses.asdict's recursive deep copy (a search
+        # writes every call of every question to its trial folder; asdict was 9% of its event loop's CPU)
+        return {name: getattr(self, name) for name in _CALL_FIELDS}
+
+
+_CALL_FIELDS = tuple(f.name for f in fields(CallRecord))
 
 
 @dataclass

@@ -14,6 +14,7 @@ Parsing, validation, export and the registry (``itas.components.registry``) are 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -160,7 +161,7 @@ class Component:
         """Parse the parameters of a spec mapping (whose 'type' was already read)."""
         allowed = ["type"] + [f.name for f in cls.parameters()]
         node.mapping(allowed=allowed)
-        hints = typing.get_type_hints(cls)
+        hints = _type_hints(cls)
         values: dict[str, Any] = {}
         for f in cls.parameters():
             if not node.has(f.name):
@@ -183,6 +184,13 @@ class Component:
                 continue
             out[f.name] = value
         return out
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """A component class's resolved annotations, resolved once (a search parses every architecture it proposes;
+    resolving them each time was most of parse_architecture's time)."""
+    return typing.get_type_hints(cls)
 
 
 def _help(f: dataclasses.Field) -> str:
