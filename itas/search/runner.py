@@ -18,6 +18,7 @@ reason. Baselines and enqueued architectures are always scored on the whole subs
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import shutil
@@ -488,9 +489,11 @@ class Proposer:
         keep = self.study.sampler
         if self.exploring and self.random is not None:
             self.study.sampler = self.random  # both the trial's creation and its suggest calls sample from it
+        batched = getattr(self.study._storage, "batched_params", contextlib.nullcontext)
         try:
-            self.last = self.study.ask()
-            return self.last, space.suggest(self.last)
+            with batched():  # the trial's parameters in one transaction
+                self.last = self.study.ask()
+                return self.last, space.suggest(self.last)
         finally:
             self.study.sampler = keep
 
@@ -897,15 +900,15 @@ class _Runner:
             metrics.update(m.training())  # test-time training's share of cost and latency, when it trained
             if stop_reason is not None:
                 metrics["questions_scored"] = len(result.questions)
+            self._set_constraint(trial, 0.0)
             self._attrs(trial, {"metrics": metrics,
                                 "questions": [[q.id, q.score, q.n_calls, q.prompt_tokens, q.completion_tokens,
-                                               round(q.latency, 4), q.cost] for q in result.questions]})
-            self._set_constraint(trial, 0.0)
+                                               round(q.latency, 4), q.cost] for q in result.questions],
+                                **({"itas_status": "evaluated"} if stop_reason is None else {})})
             questions_jsonl = "".join(json.dumps({k: v for k, v in q.to_dict().items() if k != "final_state"},
                                                  default=str) + "\n" for q in result.questions)
             if stop_reason is not None:
                 return self._stop(trial, arch, fp, fut, stop_reason, questions_jsonl)
-            self._attr(trial, "itas_status", "evaluated")
             self.study.tell(trial, [m.accuracy, m.latency_p50, m.cost_per_query])
             self.failed_in_a_row = 0
             frozen = self.study._storage.get_trial(trial._trial_id)

@@ -88,9 +88,15 @@ def test_a_study_only_this_process_writes_is_kept_in_its_cache_as_the_database_h
     running.set_constraint("compute", 0.0)
     assert study.get_trials(deepcopy=False)[0].user_attrs == {"arch": {"layers": [2, 3], "name": "x"}}  # as JSON
     held = study.get_trials(deepcopy=False)[0]
-    done = study.ask()
-    done.suggest_float("temperature", 0.1, 1.0)
-    study._storage.set_trial_user_attr(done._trial_id, "metrics", {"accuracy": 0.5})
+    with study._storage.batched_params():  # as the search proposes: the parameters in one transaction at the end
+        done = study.ask()
+        done.suggest_float("temperature", 0.1, 1.0)  # new to the study: checked and written as Optuna does
+        done.suggest_int("samples", 1, 8)  # known: checked against the study's distribution by the cache
+        assert study._storage.get_trial(done._trial_id).params == {"temperature": done.params["temperature"],
+                                                                   "samples": done.params["samples"]}
+        with pytest.raises(ValueError):  # an incompatible distribution is refused as Optuna refuses it
+            study._storage.set_trial_param(done._trial_id, "model", 0, optuna.distributions.IntDistribution(0, 3))
+    study._storage.set_trial_user_attrs(done._trial_id, {"metrics": {"accuracy": 0.5}, "kind": "sampled"})
     study._storage.set_trial_system_attr(done._trial_id, "itas", [1, 2])
     study.tell(done, [0.5, 2.0])
     failed = study.ask()
@@ -114,6 +120,11 @@ def test_a_study_only_this_process_writes_is_kept_in_its_cache_as_the_database_h
     for mine, stored in zip(cached, again.trials, strict=True):
         for f in fields:
             assert getattr(mine, f) == getattr(stored, f), (mine.number, f)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):  # the cache knows it ended
+        study._storage.set_trial_user_attrs(done._trial_id, {"late": 1})
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        study._storage.set_trial_system_attr(done._trial_id, "late", 1)
+    assert "late" not in again._storage.get_trial(done._trial_id).user_attrs
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
