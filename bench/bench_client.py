@@ -12,12 +12,9 @@ import asyncio
 import contextlib
 import cProfile
 import pstats
-import subprocess
 import sys
 import time
 from pathlib import Path
-
-import httpx
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -27,28 +24,11 @@ sys.path.insert(0, str(REPO))
 def fake_endpoint(concurrency: int):
     """A pool config of one model on the scripted instant server (tests/fake_openai.py), run meanwhile."""
     from itas.pool.config import parse_pool
-    from itas.pool.serving import free_port
+    from tests.fake_openai import in_process
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.fake_openai", "--port", str(port)], cwd=REPO,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/v1"
-        t_end = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/models", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > t_end:
-                raise RuntimeError(f"{url} did not answer")
-            time.sleep(0.1)
+    with in_process(cwd=str(REPO)) as url:
         yield parse_pool({"models": {"m": {"model": "fake-model", "max_concurrency": concurrency,
                                            "endpoints": [url]}}}, "bench")
-    finally:
-        server.terminate()
-        server.wait()
 
 
 def measure(calls: int = 3000, concurrency: int = 64, runs: int = 3) -> list[float]:

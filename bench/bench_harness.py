@@ -21,13 +21,11 @@ import pstats
 import resource
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,34 +37,15 @@ MODELS = {"smollm2": "smollm2-135m-instruct", "gemma3": "gemma-3-270m"}  # the d
 @contextlib.contextmanager
 def fake_pool(work: Path, delay: float):
     """A pool file naming the default pool's models, each on a scripted server (answering after ``delay`` s)."""
-    from itas.pool.serving import free_port
+    from tests.fake_openai import in_process
 
-    servers, models = [], {}
-    try:
-        for name, model in MODELS.items():
-            port = free_port()
-            servers.append(subprocess.Popen(
-                [sys.executable, "-m", "tests.fake_openai", "--port", str(port), "--model", model,
-                 "--delay", str(delay)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-            url = f"http://127.0.0.1:{port}/v1"
-            models[name] = {"model": model, "context_length": 2048, "max_concurrency": 256, "endpoints": [url]}
-            t_end = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(url + "/models", timeout=1.0).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > t_end:
-                    raise RuntimeError(f"{url} did not answer")
-                time.sleep(0.1)
+    with contextlib.ExitStack() as stack:
+        models = {name: {"model": model, "context_length": 2048, "max_concurrency": 256,
+                         "endpoints": [stack.enter_context(in_process(model, delay, cwd=str(REPO)))]}
+                  for name, model in MODELS.items()}
         path = work / "pool.yaml"
         path.write_text(yaml.safe_dump({"models": models}, sort_keys=False))
         yield path
-    finally:
-        for s in servers:
-            s.terminate()
-            s.wait()
 
 
 def _cpu() -> float:

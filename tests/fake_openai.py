@@ -16,9 +16,13 @@ LoRA as vLLM does it: with ``lora_runtime`` (as a script: ``--enable-lora`` and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -142,6 +146,35 @@ class FakeOpenAI:
         return len(self.requests)
 
 
+@contextlib.contextmanager
+def in_process(model: str = "fake-model", delay: float = 0.0, cwd: str | None = None) -> Iterator[str]:
+    """This server as a process of its own (its CPU not the caller's) on a free port, answering ``"ok"`` after
+    ``delay`` s, until the block ends: its base URL, once it answers."""
+    import httpx
+
+    from itas.pool.serving import free_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tests.fake_openai", "--port", str(port), "--model", model,
+                               "--delay", str(delay)], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/v1"
+        t_end = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/models", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > t_end:
+                raise RuntimeError(f"{url} did not answer")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait()
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -158,7 +191,6 @@ if __name__ == "__main__":
         time.sleep(a.start_delay)
     server = FakeOpenAI(model=a.model, port=a.port)
     import os
-    import sys
 
     runtime = os.environ.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "").lower() in ("1", "true")
     server.lora_runtime = a.enable_lora and runtime

@@ -104,6 +104,7 @@ def _only_writer(backend):
     a trial whose state changed is read back alone (its completion time and values come from the database)."""
     import copy
     import json
+    import sqlite3
 
     import optuna
     from optuna.storages._cached_storage import _CachedStorage
@@ -118,9 +119,10 @@ def _only_writer(backend):
             one_session = None
     except ImportError:
         one_session = None
-    import sqlite3
-
-    upsert = sqlite3.sqlite_version_info >= (3, 24, 0)  # SQLite's upsert, as Optuna uses it
+    # where this process may write rows itself, as Optuna would (one statement, not Optuna's read and write each)
+    raw = one_session is not None and backend.engine.name == "sqlite"
+    upsert = raw and sqlite3.sqlite_version_info >= (3, 24, 0)  # SQLite's upsert, as Optuna uses it
+    statements: dict[str, str] = {}  # a table's upsert, built once
 
     class OnlyWriter(_CachedStorage):
         def __init__(self, rdb) -> None:
@@ -191,7 +193,7 @@ def _only_writer(backend):
             this storage cannot. Optuna reads the trial first to refuse a finished one: the cache, as the
             database is, answers that here (a read of the trial and an upsert for each attribute were 17% of
             a search's event loop against instant endpoints)."""
-            if one_session is None or not upsert or self._backend.engine.name != "sqlite":
+            if not upsert:
                 return False
             found = self._cached(trial_id)
             with one_session(self._backend.scoped_session, True) as session:
@@ -199,9 +201,12 @@ def _only_writer(backend):
                     models.TrialModel.find_or_raise_by_id(trial_id, session).state
                 self._backend.check_trial_is_updatable(trial_id, state)
                 t = table.__table__
-                sql = (f"INSERT INTO {t.name} ({t.c.trial_id.name}, {t.c.key.name}, {t.c.value_json.name}) "
-                       f"VALUES (?, ?, ?) ON CONFLICT ({t.c.trial_id.name}, {t.c.key.name}) "
-                       f"DO UPDATE SET {t.c.value_json.name} = excluded.{t.c.value_json.name}")
+                sql = statements.get(t.name)
+                if sql is None:
+                    sql = statements[t.name] = (
+                        f"INSERT INTO {t.name} ({t.c.trial_id.name}, {t.c.key.name}, {t.c.value_json.name}) "
+                        f"VALUES (?, ?, ?) ON CONFLICT ({t.c.trial_id.name}, {t.c.key.name}) "
+                        f"DO UPDATE SET {t.c.value_json.name} = excluded.{t.c.value_json.name}")
                 session.connection().exec_driver_sql(sql, [(trial_id, key, json.dumps(value))
                                                            for key, value in values.items()])
             return True
@@ -266,7 +271,7 @@ def _only_writer(backend):
             try:
                 with one_session(self._backend.scoped_session, True) as session:
                     checked = [d for d in due if d[4] is not None]  # checked against the study's distribution
-                    if self._backend.engine.name != "sqlite" or any(self._finished(d[0]) for d in checked):
+                    if not raw or any(self._finished(d[0]) for d in checked):
                         checked = []  # Optuna's own checks and writes, one parameter at a time
                     for trial_id, name, value, distribution, known, _ in due:
                         if known is None or not checked:
