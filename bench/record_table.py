@@ -10,6 +10,12 @@ a killed recording resumes where it stopped (rerun the same command).
 
     python bench/record_table.py --questions 96 --table bench/tables/word-problems-96.jsonl
 
+and a table of a second space, repeated sampling and voting (bench/table_space_sampling.yaml, 360 architectures;
+33 minutes, 18,432 calls sent: its calls are all generator samples, which its architectures share):
+
+    python bench/record_table.py --space bench/table_space_sampling.yaml --questions 96 \
+        --table bench/tables/sampling-96.jsonl
+
 (An earlier table was recorded the same way on 16 one-step GSM8K questions with 128-token answers: 378 of its 432
 architectures scored 0 and the best score, 1 of 16, was reached by 54, so a search had nothing to find there and
 random search found a best architecture as fast as TPE. It was replaced by this one.)
@@ -31,7 +37,7 @@ SPACE = HERE / "table_space.yaml"
 BENCHMARK = HERE / "data" / "word-problems.jsonl"
 
 
-async def main(table: Path, concurrency: int, n_questions: int = 32) -> None:
+async def main(table: Path, concurrency: int, n_questions: int = 32, space_file: Path = SPACE) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from itas.benchmarks import load_benchmark
@@ -46,7 +52,7 @@ async def main(table: Path, concurrency: int, n_questions: int = 32) -> None:
         raise SystemExit(f"error: --questions {n_questions}: {BENCHMARK.name} has {len(questions)} problems; "
                          f"allowed: 1 to {len(questions)}")
     questions = questions[:n_questions]
-    space = load_space(SPACE)
+    space = load_space(space_file)
     cache = itas_home() / "bench" / "table-calls.sqlite"
     cache.parent.mkdir(parents=True, exist_ok=True)
     async with open_pool(None, cache=cache, report=print) as pool:
@@ -74,5 +80,6 @@ if __name__ == "__main__":
     ap.add_argument("--table", type=Path, default=TABLE)
     ap.add_argument("--concurrency", type=int, default=64, help="architectures evaluated at once")
     ap.add_argument("--questions", type=int, default=32, help="the first N problems (default 32: make bench's table)")
+    ap.add_argument("--space", type=Path, default=SPACE, help="the space to record (default bench/table_space.yaml)")
     args = ap.parse_args()
-    asyncio.run(main(args.table, args.concurrency, args.questions))
+    asyncio.run(main(args.table, args.concurrency, args.questions, args.space))

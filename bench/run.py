@@ -10,7 +10,9 @@ to bench/results/bench.md (the README links to it).
 - search efficiency (TPE against random, hypervolume at budgets 25/50/100) and staged evaluation, replayed
   on the recorded table bench/tables/word-problems.jsonl (bench/bench_replay.py; record it with
   `make bench-table`), with what the table tells a sampler and what an oracle told it would need; the same,
-  without hypervolume and staging, on bench/tables/word-problems-96.jsonl (the same space, 96 questions);
+  without hypervolume and staging, on bench/tables/word-problems-96.jsonl (the same space, 96 questions) and on
+  bench/tables/sampling-96.jsonl (bench/table_space_sampling.yaml: repeated sampling and voting, 96 questions),
+  there also counting an architecture one question below the best as a best one;
 - scoring speed (from bench/bench_scoring.py when present).
 """
 
@@ -59,7 +61,9 @@ def replay_rows() -> list[Row]:
     mod = _module("bench_replay")
     table = HERE / "tables" / "word-problems.jsonl"
     wider = HERE / "tables" / "word-problems-96.jsonl"  # the same space on three times the questions
-    return [*mod.rows(table), *mod.bound_rows(table), *mod.rows(wider, full=False), *mod.bound_rows(wider)]
+    sampling = HERE / "tables" / "sampling-96.jsonl"  # repeated sampling and voting (table_space_sampling.yaml)
+    return [*mod.rows(table), *mod.bound_rows(table), *mod.rows(wider, full=False), *mod.bound_rows(wider),
+            *mod.rows(sampling, full=False), *mod.bound_rows(sampling), *mod.rows(sampling, full=False, within=1)]
 
 
 def scoring() -> list[Row]:

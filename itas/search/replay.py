@@ -24,7 +24,9 @@ the table's ``calls`` column summed over every question an evaluation scored.
 
 ``compare`` runs TPE and random search over many seeds and summarises: the evaluations until an architecture
 with the table's highest accuracy is evaluated (the budget when none is), the hypervolume of the found front
-relative to the table's true front, and what staged evaluation saves and loses against full evaluation.
+relative to the table's true front, and what staged evaluation saves and loses against full evaluation. On a
+table whose highest accuracy stands a question or two above many others (the noise of a small subset),
+``within`` also counts the architectures that many questions below it as best ones.
 """
 
 from __future__ import annotations
@@ -59,10 +61,11 @@ class TableIndex:
     """A table prepared for many replays: the space, every architecture's full and per-rung objectives, its calls,
     the table's best accuracy, true front and objective ranges."""
 
-    def __init__(self, table: Table):
+    def __init__(self, table: Table, within: int = 0):
         from itas.arch.spec import parse_architecture
 
         self.table = table
+        self.within = within  # questions below the highest accuracy that still count as a best architecture
         self.space = table.space
         self.n_questions = len(table.question_ids)
         self.rows = table.rows
@@ -80,7 +83,8 @@ class TableIndex:
         self.missing_baselines = [m for m, fp in baselines.items() if fp not in self.evaluated]
         self.fp_of: dict[tuple, str] = {}  # Optuna params -> fingerprint (suggest depends on the params only)
         self.best_accuracy = max((p[0] for p in self.full.values()), default=0.0)
-        self.best = {fp for fp, p in self.full.items() if p[0] == self.best_accuracy}
+        self.best_threshold = self.best_accuracy - within / max(1, self.n_questions) - 1e-9
+        self.best = {fp for fp, p in self.full.items() if p[0] >= self.best_threshold}
         points = list(self.full.values())
         self.lo = tuple(min(p[i] for p in points) for i in range(3)) if points else (0.0, 0.0, 0.0)
         self.hi = tuple(max(p[i] for p in points) for i in range(3)) if points else (1.0, 1.0, 1.0)
@@ -330,13 +334,16 @@ class Comparison:
 def compare(table: Table | TableIndex, seeds: int = 20, budget: int = 100, budgets: Sequence[int] = (25, 50, 100),
             samplers: Sequence[str] = ("tpe", "random"),
             stagings: Sequence[Staging] = (Staging(), Staging(bound="wilson"), Staging(bound="seen-rate")),
-            progress: Callable[[str], None] | None = None) -> Comparison:
+            progress: Callable[[str], None] | None = None, within: int = 0) -> Comparison:
     """TPE against random search over ``seeds`` seeds, each budget replayed as its own search (the TPE start-up
-    depends on the budget), and staged evaluation against full evaluation with TPE at ``budget``."""
+    depends on the budget), and staged evaluation against full evaluation with TPE at ``budget``. With ``within``,
+    an architecture up to that many questions below the table's highest accuracy counts as a best one."""
     import time
 
     t0 = time.perf_counter()
-    index = table if isinstance(table, TableIndex) else TableIndex(table)
+    if isinstance(table, TableIndex) and table.within != within:
+        table = table.table
+    index = table if isinstance(table, TableIndex) else TableIndex(table, within)
     say = progress or (lambda _: None)
     runs: dict[tuple[str, int], list[ReplayResult]] = {}
     for s in samplers:

@@ -119,6 +119,25 @@ def test_evaluations_to_best_is_the_budget_when_no_best_was_evaluated():
     assert found and missed
 
 
+def test_within_counts_architectures_that_many_questions_below_the_best_as_best_ones():
+    # m1x2+m2x2+vote right on every question, m1x2+m2x2 on all but one, the rest on half
+    def outcome(params, arch):
+        name = _name(arch)
+        misses = {"m1x2+m2x2+vote": 0, "m1x2+m2x2": 1}.get(name, N_QUESTIONS // 2)
+        return [[0.0 if i < misses else 1.0, 1, 10, 5, 1.0, 15.0] for i in range(N_QUESTIONS)]
+    table = make_table(outcome)
+    exact, near = TableIndex(table), TableIndex(table, within=1)
+    assert exact.best == {fp_of(table, "m1x2+m2x2+vote")}
+    assert near.best == {fp_of(table, "m1x2+m2x2+vote"), fp_of(table, "m1x2+m2x2")}
+    assert TableIndex(table, within=N_QUESTIONS // 2).best == set(table.rows)
+    for seed in range(6):
+        a, b = replay(exact, "random", seed, budget=12), replay(near, "random", seed, budget=12)
+        assert a.evaluated == b.evaluated  # the same search; only what counts as found differs
+        assert b.evaluations_to_best == min(b.evaluated.index(fp) + 1 for fp in near.best) <= a.evaluations_to_best
+    c = compare(exact, seeds=3, budget=12, budgets=(12,), stagings=(), within=1)
+    assert c.n_best == 2
+
+
 def test_failed_architectures_do_not_count_and_a_partial_table_ends_exhausted():
     table = make_table(unique_best(), failed={"m1x2"})
     out = replay(table, "random", 0, budget=12)
@@ -267,3 +286,7 @@ def test_brief_rows_give_the_ratio_and_what_3x_would_need(bench_replay, tmp_path
     assert f"{N_QUESTIONS} questions" in what
     assert f"start-up take {1 + tpe_startup(12)})" in what  # one baseline (m1's) and the start-up
     assert tpe_startup(12) == 4 and tpe_startup(50) == 10 and tpe_startup(1000) == 10
+    (near,) = bench_replay.rows(path, seeds=3, budget=12, full=False, within=N_QUESTIONS // 2)
+    assert near[0].startswith(f"evaluations to an architecture within {N_QUESTIONS // 2} questions of the best "
+                              f"({N_QUESTIONS // 2} or more of {N_QUESTIONS} right: 12 of 12 architectures")
+    assert near[1].startswith("1 / 1 (found in 3 / 3 seeds; 1.00x)") and near[2:] == ("—", "—")
