@@ -46,7 +46,7 @@ def rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = BUDGE
     index = TableIndex(load_table(table_path), within)
     if not full:
         budgets = (budget,)
-    c = compare(index, seeds=seeds, budget=budget, budgets=budgets, progress=progress, within=within,
+    c = compare(index, seeds=seeds, budget=budget, budgets=budgets, progress=progress,
                 **({} if full else {"stagings": ()}))
     n = len(index.rows)
     where = (f"{c.n_architectures} architectures" + (f" ({n} recorded)" if n != c.n_architectures else "")

@@ -31,6 +31,7 @@ table whose highest accuracy stands a question or two above many others (the noi
 
 from __future__ import annotations
 
+import copy
 import statistics
 import warnings
 from collections.abc import Callable, Sequence
@@ -83,14 +84,23 @@ class TableIndex:
         self.missing_baselines = [m for m, fp in baselines.items() if fp not in self.evaluated]
         self.fp_of: dict[tuple, str] = {}  # Optuna params -> fingerprint (suggest depends on the params only)
         self.best_accuracy = max((p[0] for p in self.full.values()), default=0.0)
-        self.best_threshold = self.best_accuracy - within / max(1, self.n_questions) - 1e-9
-        self.best = {fp for fp, p in self.full.items() if p[0] >= self.best_threshold}
+        self.best = self._best(within)
         points = list(self.full.values())
         self.lo = tuple(min(p[i] for p in points) for i in range(3)) if points else (0.0, 0.0, 0.0)
         self.hi = tuple(max(p[i] for p in points) for i in range(3)) if points else (1.0, 1.0, 1.0)
         fps = list(self.full)
         self.true_front_fps = {fps[i] for i in pareto_front([self.full[fp] for fp in fps])}
         self.true_front = [self.full[fp] for fp in self.true_front_fps]
+
+    def _best(self, within: int) -> set[str]:
+        threshold = self.best_accuracy - within / max(1, self.n_questions) - 1e-9
+        return {fp for fp, p in self.full.items() if p[0] >= threshold}
+
+    def with_within(self, within: int) -> TableIndex:
+        """The same index (sharing its caches) with another ``within``."""
+        other = copy.copy(self)
+        other.within, other.best = within, self._best(within)
+        return other
 
     def partial(self, fp: str, n: int) -> Point:
         key = (fp, n)
@@ -334,16 +344,18 @@ class Comparison:
 def compare(table: Table | TableIndex, seeds: int = 20, budget: int = 100, budgets: Sequence[int] = (25, 50, 100),
             samplers: Sequence[str] = ("tpe", "random"),
             stagings: Sequence[Staging] = (Staging(), Staging(bound="wilson"), Staging(bound="seen-rate")),
-            progress: Callable[[str], None] | None = None, within: int = 0) -> Comparison:
+            progress: Callable[[str], None] | None = None, within: int | None = None) -> Comparison:
     """TPE against random search over ``seeds`` seeds, each budget replayed as its own search (the TPE start-up
     depends on the budget), and staged evaluation against full evaluation with TPE at ``budget``. With ``within``,
-    an architecture up to that many questions below the table's highest accuracy counts as a best one."""
+    an architecture up to that many questions below the table's highest accuracy counts as a best one (by default
+    the index's own, 0 for a table)."""
     import time
 
     t0 = time.perf_counter()
-    if isinstance(table, TableIndex) and table.within != within:
-        table = table.table
-    index = table if isinstance(table, TableIndex) else TableIndex(table, within)
+    if isinstance(table, TableIndex):
+        index = table if within is None or within == table.within else table.with_within(within)
+    else:
+        index = TableIndex(table, within or 0)
     say = progress or (lambda _: None)
     runs: dict[tuple[str, int], list[ReplayResult]] = {}
     for s in samplers:
