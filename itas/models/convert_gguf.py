@@ -59,7 +59,9 @@ def convert(model: str, out: Path) -> None:
         if hasattr(lm.config, attr):
             delattr(lm.config, attr)
     lm.config.__dict__.pop("quantization_config", None)
-    lm = lm.to(torch.bfloat16)  # half the size of float32, and what vLLM computes in on this CPU
+    # half the size of float32; the default pool's servers compute in bfloat16 or float32, by the CPU
+    # (itas.pool.serving.cpu_dtype)
+    lm = lm.to(torch.bfloat16)
     lm.config.torch_dtype = torch.bfloat16
     lm.save_pretrained(partial, safe_serialization=True)
     if model == "gemma3":

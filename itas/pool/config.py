@@ -20,7 +20,8 @@ models:
 ```
 
 In `serve.args` and `serve.env`, `{python}` is the serving environment's interpreter, `{models_dir}` the
-prepared-models folder, `{port}` a free port chosen at start.
+prepared-models folder, `{port}` a free port chosen at start, `{cpu_dtype}` what a vLLM CPU server computes in
+fastest on this machine (bfloat16 with AVX-512, float32 on an x86 CPU without it; ``ITAS_CPU_DTYPE`` overrides).
 
 `serve.lora` says how the server loads LoRA adapters at runtime, which the ``ttt`` component needs. It is
 applied only when a run needs adapters of that model (a search space with a ``ttt`` stage that uses it, an
@@ -82,8 +83,14 @@ class ServeSpec:
     lora: LoraSpec | None = None
 
     def spec_hash(self, model_name: str) -> str:
-        """Identifies the server's command line (not its LoRA settings: a record says whether LoRA is on)."""
-        blob = json.dumps([model_name, self.args, self.env], sort_keys=True)
+        """Identifies the server's command line (not its LoRA settings: a record says whether LoRA is on), with
+        what ``{cpu_dtype}`` stands for here."""
+        parts: list = [model_name, self.args, self.env]
+        if any("{cpu_dtype}" in a for a in self.args) or any("{cpu_dtype}" in v for _, v in self.env):
+            from itas.pool.serving import cpu_dtype
+
+            parts.append(cpu_dtype())
+        blob = json.dumps(parts, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     @property

@@ -18,7 +18,7 @@ from itas.errors import ConfigError, ServingError
 from itas.paths import models_dir, serving_python
 from itas.pool import state
 from itas.pool.config import LORA_ENV, LoraSpec, load_pool, parse_pool
-from itas.pool.serving import server_command, start_pool
+from itas.pool.serving import cpu_dtype, server_command, start_pool
 
 REPO = Path(__file__).resolve().parents[2]
 LORA_FLAGS = ["--enable-lora", "--max-lora-rank", "16", "--max-loras", "4"]
@@ -108,7 +108,7 @@ def test_the_default_pools_server_command_without_and_with_lora():
     base = [str(serving_python()), "-m", "vllm.entrypoints.openai.api_server",
             "--model", f"{models_dir()}/smollm2-135m-instruct", "--served-model-name", "smollm2-135m-instruct",
             "--host", "127.0.0.1", "--port", "4321", "--max-model-len", "2048", "--enforce-eager",
-            "--max-num-seqs", "256"]
+            "--max-num-seqs", "256", "--dtype", cpu_dtype()]
     env = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_OMP_THREADS_BIND": "0-1",
            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_SERVER_DEV_MODE": "1"}
     assert server_command(m, 4321) == (base, env)
