@@ -12,11 +12,14 @@
   model's at once, one model after the other (servers that share cores do more apart). Target >= 0.95. Every
   plain load starts on emptied prefix caches (``reset_prefix_caches``), as the search did: on caches warmed by
   the search the same requests went 222 against 169 tok/s cold. Also split where the search's last trial started
-  (after it only the last trials' dependent calls are left); and, to tell the search's own work from the shape
-  of its calls, the same calls replayed through itas's pool with the same dependencies and trials at once but no
-  search (``replay``), and the search process's own CPU time, taken from the cores the servers run on; and what
+  (after it only the last trials' dependent calls are left), and the search process's own CPU time, taken from
+  the cores the servers run on. When engine use misses its target (``--diagnose unmet``, the default), also what
   the layers' dependencies alone leave of the plain load: the same requests sent in waves, each wave after every
-  request its requests depend on, by a harness that knows every call in advance (``plain_waves``, no itas).
+  request its requests depend on, by a harness that knows every call in advance (``plain_waves``, no itas); with
+  ``--diagnose always``, that and, to tell the search's own work from the shape of its calls, the same calls
+  replayed through itas's pool with the same dependencies and trials at once but no search (``replay``). Each
+  of these loads takes about as long as the search: measured every time, they put make bench over its 30 minutes
+  on a slow host.
 """
 
 from __future__ import annotations
@@ -322,6 +325,8 @@ def plain_waves(config, run_dir: Path) -> tuple[int, float, int]:
 
 
 ENGINE_SUBSET, ENGINE_TOKENS = 20, 48  # the engine-use search: the default subset, outputs cut to fit make bench
+ENGINE_TARGET = 0.95  # engine use: the search's tokens/s ÷ the plain load's
+DIAGNOSE = ("unmet", "always", "never")  # when make bench measures what holds engine use down (see main)
 
 
 def engine_space(work: Path, tokens: int = ENGINE_TOKENS) -> Path:
@@ -386,11 +391,17 @@ def split_at_tail(run: dict) -> tuple[float, float, float]:
 
 
 def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = None, space: str = "default",
-         engine_subset: int = ENGINE_SUBSET, engine_tokens: int = ENGINE_TOKENS, reuse: bool = True) -> list[Row]:
+         engine_subset: int = ENGINE_SUBSET, engine_tokens: int = ENGINE_TOKENS, reuse: bool = True,
+         diagnose: str = "unmet") -> list[Row]:
     """Two real searches on one pool: sample reuse on a 50-trial search of the shipped default space (4
     questions, 256-token outputs); engine use on a 50-trial search of the same architectures on the default
     subset of 20 questions with 48-token outputs (about as many tokens, five times the questions in flight), against
-    plain loads of its requests."""
+    plain loads of its requests. What holds engine use down (``diagnose``): with "unmet", the dependency waves
+    (``plain_waves``) only when engine use misses its target, so that make bench measures the cause when there is
+    one to show and stays within its time when there is none; with "always", the waves and the replay through
+    itas's pool (``replay``) every time; with "never", neither."""
+    if diagnose not in DIAGNOSE:
+        raise ValueError(f"diagnose must be one of {', '.join(DIAGNOSE)}, not {diagnose!r}")
     from itas.pool.config import load_pool
     from itas.pool.serving import managed
 
@@ -414,18 +425,21 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
         requests = e["requests"]
         search_rate = e["tokens"] / (e["last"] - e["first"])
         reset_prefix_caches(running.config)
-        again_tokens, again_s, again_in_flight = asyncio.run(replay(running.config, e["out"], jobs))
-        waves_tokens, waves_s, n_waves = plain_waves(running.config, e["out"])
-        reset_prefix_caches(running.config)
         plain_tokens, plain_s = asyncio.run(plain_load(running.config, requests))
         together = plain_tokens / plain_s
         apart = plain_apart(running.config, requests)
         plain_rate = max(together, apart)
+        use = search_rate / plain_rate
+        waves = again = None
+        if diagnose == "always" or (diagnose == "unmet" and use < ENGINE_TARGET):
+            waves_tokens, waves_s, n_waves = plain_waves(running.config, e["out"])
+            waves = waves_tokens / waves_s
+        if diagnose == "always":
+            reset_prefix_caches(running.config)
+            again_tokens, again_s, again_in_flight = asyncio.run(replay(running.config, e["out"], jobs))
+            again = again_tokens / again_s
     turns = any(m.turns for m in config.models)
-    use = search_rate / plain_rate
     steady, tail_rate, cut = split_at_tail(e)
-    again = again_tokens / again_s
-    waves = waves_tokens / waves_s
     cores = os.cpu_count() or 1
     gaps = sorted(harness_gaps(e["out"]))
     p95 = gaps[int(0.95 * (len(gaps) - 1))] if gaps else 0.0
@@ -436,20 +450,31 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
          f"{len(requests):,} requests ({search_rate:.0f} tok/s against {together:.0f} with all sent at once to both "
          f"servers and {apart:.0f} with each model's sent at once, one model after the other; on average "
          f"{e['in_flight']:.0f} samples were at the servers at once during the search, those of a paused server "
-         f"included)", f"{use:.2f}", ">= 0.95", _ok(use >= 0.95)),
+         f"included)", f"{use:.2f}", f">= {ENGINE_TARGET}", _ok(use >= ENGINE_TARGET)),
         (f"engine use, before and after the search's last trial started ({cut:.0f} s in; after it, only the last "
          f"trials' later layers are left: calls that depend on earlier ones): {steady:.0f} and {tail_rate:.0f} "
          f"tok/s ÷ the plain load's {plain_rate:.0f}; the tail is {e['tail']:.0%} of the search",
          f"{steady / plain_rate:.2f} / {tail_rate / plain_rate:.2f}", "—", "—"),
-        (f"engine use of the same calls replayed through itas's pool, without the search (the same requests, "
-         f"trials, questions and layers, {jobs} trials at once, a request shared by trials sent once; no sampler, "
-         f"study, cache or scoring): {again:.0f} tok/s ÷ the plain load's {plain_rate:.0f} ({again_in_flight:.0f} "
-         f"samples in flight on average); the search ÷ its replay: {search_rate / again:.2f}",
-         f"{again / plain_rate:.2f}", "—", "—"),
-        (f"what the layers' dependencies leave of the plain load: the same requests in {n_waves} waves, each after "
-         f"every request it depends on (a harness that knows every call in advance, no itas; each wave one model at "
-         f"a time, each model's requests at once): {waves:.0f} tok/s ÷ the plain load's {plain_rate:.0f}; the "
-         f"search ÷ this: {search_rate / waves:.2f}", f"{waves / plain_rate:.2f}", "—", "—"),
+    ]
+    if again is not None:
+        rows.append(
+            (f"engine use of the same calls replayed through itas's pool, without the search (the same requests, "
+             f"trials, questions and layers, {jobs} trials at once, a request shared by trials sent once; no "
+             f"sampler, study, cache or scoring): {again:.0f} tok/s ÷ the plain load's {plain_rate:.0f} "
+             f"({again_in_flight:.0f} samples in flight on average); the search ÷ its replay: "
+             f"{search_rate / again:.2f}", f"{again / plain_rate:.2f}", "—", "—"))
+    waves_what = ("what the layers' dependencies leave of the plain load: the same requests in waves, each after "
+                  "every request it depends on (a harness that knows every call in advance, no itas; each wave one "
+                  "model at a time, each model's requests at once)")
+    if waves is not None:
+        rows.append((f"{waves_what.replace('in waves', f'in {n_waves} waves')}: {waves:.0f} tok/s ÷ the plain "
+                     f"load's {plain_rate:.0f}; the search ÷ this: {search_rate / waves:.2f}",
+                     f"{waves / plain_rate:.2f}", "—", "—"))
+    else:
+        rows.append((f"{waves_what}: not measured, as engine use met its target (measured only to show what holds "
+                     f"it below; `python bench/bench_search.py --engine-only --diagnose always` measures it)",
+                     "—", "—", "—"))
+    rows += [
         (f"the search process's own CPU during the engine-use search (the sampler and its study, scoring, the "
          f"client): {cpu:.1f} CPU-seconds in {e['seconds']:.0f} s, of the {cores} cores the model servers run on",
          f"{cpu / (e['seconds'] * cores):.0%}", "—", "—"),
@@ -562,6 +587,10 @@ if __name__ == "__main__":
     ap.add_argument("--engine-subset", type=int, default=ENGINE_SUBSET, help="the engine-use search's questions")
     ap.add_argument("--engine-tokens", type=int, default=ENGINE_TOKENS, help="the engine-use search's output length")
     ap.add_argument("--engine-only", action="store_true", help="skip the sample-reuse search")
+    ap.add_argument("--diagnose", choices=DIAGNOSE, default="unmet",
+                    help="measure what holds engine use down: the dependency waves when engine use misses its "
+                         "target (unmet, the default), the waves and the replay through itas's pool (always), or "
+                         "neither (never)")
     a = ap.parse_args()
     if a.causes:
         print("\n".join(causes(a.causes, a.sample or 0.5)))
@@ -569,5 +598,5 @@ if __name__ == "__main__":
         print(json.dumps(engine_use_of_run(a.run, a.sample or 0.25), indent=1))
     else:
         for r in main(a.budget, a.subset, a.jobs, a.pool, a.space, a.engine_subset, a.engine_tokens,
-                      reuse=not a.engine_only):
+                      reuse=not a.engine_only, diagnose=a.diagnose):
             print(" | ".join(r))

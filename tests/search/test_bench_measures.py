@@ -168,3 +168,11 @@ def test_layer_waves_place_a_request_asked_again_in_the_same_question_by_its_fir
 def test_layer_waves_refuse_a_cycle(bench_search):
     with pytest.raises(ValueError, match="cycle"):
         bench_search.layer_waves({1: [[["a"], ["b"]]], 2: [[["b"], ["a"]]]})
+
+
+def test_an_unknown_diagnose_choice_is_refused_before_any_server_starts(bench_search, monkeypatch):
+    started = []
+    monkeypatch.setattr(bench_search, "cold_servers", lambda: started.append(True))
+    with pytest.raises(ValueError, match="unmet, always, never"):
+        bench_search.main(diagnose="sometimes")
+    assert not started
