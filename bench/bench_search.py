@@ -1,25 +1,28 @@
-"""Two real searches on the default pool, measured: sample reuse and engine use.
+"""Real searches on the default pool, measured: sample reuse and engine use.
 
-- sample reuse: the calls the servers actually produced during a 50-trial search of the shipped default space
-  (GSM8K, 4 questions, 256-token outputs), divided by the calls its evaluated trials would have sent without the
-  call cache (each trial's own count of the calls its architecture made, cached or not). Target <= 0.5.
-- engine use: during a second 50-trial search, of the same architectures with 48-token outputs on GSM8K's default
-  subset of 20 questions (about the first search's tokens, with five times its questions in flight: the shipped
-  space on 20 questions would take about half an hour here), generated tokens/s (completion tokens of every call
-  it sent, over the time from its first call's start to its last call's end) divided by the tokens/s of a plain
-  load of the same requests (same prompts, parameters and number of samples, taken from the search's call
-  cache), all sent at once to the same servers in the same run: the better of all of them at once and each
-  model's at once, one model after the other (servers that share cores do more apart). Target >= 0.95. Every
-  plain load starts on emptied prefix caches (``reset_prefix_caches``), as the search did: on caches warmed by
-  the search the same requests went 222 against 169 tok/s cold. Also split where the search's last trial started
-  (after it only the last trials' dependent calls are left), and the search process's own CPU time, taken from
-  the cores the servers run on. When engine use misses its target (``--diagnose unmet``, the default), also what
-  the layers' dependencies alone leave of the plain load: the same requests sent in waves, each wave after every
-  request its requests depend on, by a harness that knows every call in advance (``plain_waves``, no itas); with
-  ``--diagnose always``, that and, to tell the search's own work from the shape of its calls, the same calls
-  replayed through itas's pool with the same dependencies and trials at once but no search (``replay``). Each
-  of these loads takes about as long as the search: measured every time, they put make bench over its 30 minutes
-  on a slow host.
+- engine use: during a 50-trial search of the shipped default space's architectures with 48-token outputs on
+  GSM8K's default subset of 20 questions (the shipped space on 20 questions would take about half an hour here),
+  generated tokens/s (completion tokens of every call it sent, over the time from its first call's start to its
+  last call's end) divided by the tokens/s of a plain load of the same requests (same prompts, parameters and
+  number of samples, taken from the search's call cache), all sent at once to the same servers in the same run:
+  the better of all of them at once and each model's at once, one model after the other (servers that share
+  cores do more apart). Target >= 0.95. Every plain load starts on emptied prefix caches
+  (``reset_prefix_caches``), as the search did: on caches warmed by the search the same requests went 222
+  against 169 tok/s cold. Also split where the search's last trial started (after it only the last trials'
+  dependent calls are left), and the search process's own CPU time, taken from the cores the servers run on.
+  When engine use misses its target (``--diagnose unmet``, the default), also what the layers' dependencies
+  alone leave of the plain load: the same requests sent in waves, each wave after every request its requests
+  depend on, by a harness that knows every call in advance (``plain_waves``, no itas); with ``--diagnose
+  always``, that and, to tell the search's own work from the shape of its calls, the same calls replayed through
+  itas's pool with the same dependencies and trials at once but no search (``replay``). Each of these loads
+  takes about as long as the search: measured every time, they put make bench over its 30 minutes on a slow host.
+- sample reuse: the calls the servers actually produced during that same 50-trial search, divided by the calls
+  its evaluated trials would have sent without the call cache (each trial's own count of the calls its
+  architecture made, cached or not). Target <= 0.5. Which calls two architectures share depends on their
+  models, prompts, temperatures and sample counts, which the 48-token outputs leave as the shipped space has
+  them (every architecture of a search has the same output length). ``--reuse-search`` measures it instead on a
+  separate search of the shipped space itself (4 questions, 256-token outputs; 0.29-0.31 where the engine-use
+  search gave 0.21), as make bench did until 2026-12-06: 3.5-13 more minutes.
 """
 
 from __future__ import annotations
@@ -391,12 +394,12 @@ def split_at_tail(run: dict) -> tuple[float, float, float]:
 
 
 def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = None, space: str = "default",
-         engine_subset: int = ENGINE_SUBSET, engine_tokens: int = ENGINE_TOKENS, reuse: bool = True,
+         engine_subset: int = ENGINE_SUBSET, engine_tokens: int = ENGINE_TOKENS, reuse_search: bool = False,
          diagnose: str = "unmet") -> list[Row]:
-    """Two real searches on one pool: sample reuse on a 50-trial search of the shipped default space (4
-    questions, 256-token outputs); engine use on a 50-trial search of the same architectures on the default
-    subset of 20 questions with 48-token outputs (about as many tokens, five times the questions in flight), against
-    plain loads of its requests. What holds engine use down (``diagnose``): with "unmet", the dependency waves
+    """A real 50-trial search on one pool, of the shipped default space's architectures on the default subset of
+    20 questions with 48-token outputs: its engine use, against plain loads of its requests, and its sample reuse.
+    With ``reuse_search``, sample reuse is measured first on a separate 50-trial search of the shipped default
+    space itself (``subset`` questions, 256-token outputs; ``space`` names another). What holds engine use down (``diagnose``): with "unmet", the dependency waves
     (``plain_waves``) only when engine use misses its target, so that make bench measures the cause when there is
     one to show and stays within its time when there is none; with "always", the waves and the replay through
     itas's pool (``replay``) every time; with "never", neither."""
@@ -410,7 +413,7 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
     work = Path(tempfile.mkdtemp(prefix="itas-bench-search-"))
     rows: list[Row] = []
     with managed(config, calibrate=False) as running:
-        if reuse:
+        if reuse_search:
             r = _search(work / "reuse", space, subset, budget, jobs, pool)
             ratio = r["sent"] / r["would"]
             rows.append((
@@ -422,6 +425,14 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
         cpu0 = _cpu_seconds()
         e = _search(work / "engine", str(engine_space(work, engine_tokens)), engine_subset, budget, jobs, pool)
         cpu = _cpu_seconds() - cpu0
+        if not reuse_search:
+            ratio = e["sent"] / e["would"]
+            rows.append((
+                f"sample reuse: calls sent ÷ calls without the cache, during the engine-use search below (a "
+                f"{e['counted']}-trial search of the default space's architectures, its outputs cut to "
+                f"{engine_tokens} tokens, GSM8K, {engine_subset} questions, --jobs {jobs}, {e['evaluated']} evaluated "
+                f"trials: {e['sent']:,} sent of {e['would']:,}; `--reuse-search` measures it on a search of the "
+                f"shipped space itself)", f"{ratio:.2f}", "<= 0.5", _ok(ratio <= 0.5)))
         requests = e["requests"]
         search_rate = e["tokens"] / (e["last"] - e["first"])
         reset_prefix_caches(running.config)
@@ -472,7 +483,7 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
                      f"{waves / plain_rate:.2f}", "—", "—"))
     else:
         rows.append((f"{waves_what}: not measured, as engine use met its target (measured only to show what holds "
-                     f"it below; `python bench/bench_search.py --engine-only --diagnose always` measures it)",
+                     f"it below; `python bench/bench_search.py --diagnose always` measures it)",
                      "—", "—", "—"))
     rows += [
         (f"the search process's own CPU during the engine-use search (the sampler and its study, scoring, the "
@@ -580,13 +591,15 @@ if __name__ == "__main__":
                                                 "down (in flight; two servers on the same cores)")
     ap.add_argument("--pool", help="a pool YAML for the search and its plain loads (default: the embedded pool)")
     ap.add_argument("--budget", type=int, default=50)
-    ap.add_argument("--subset", type=int, default=4)
+    ap.add_argument("--subset", type=int, default=4, help="with --reuse-search, its questions")
     ap.add_argument("--jobs", type=int, default=16)
-    ap.add_argument("--space", default="default", help="the sample-reuse search's space (default: the shipped "
+    ap.add_argument("--space", default="default", help="with --reuse-search, its space (default: the shipped "
                                                       "default space)")
     ap.add_argument("--engine-subset", type=int, default=ENGINE_SUBSET, help="the engine-use search's questions")
     ap.add_argument("--engine-tokens", type=int, default=ENGINE_TOKENS, help="the engine-use search's output length")
-    ap.add_argument("--engine-only", action="store_true", help="skip the sample-reuse search")
+    ap.add_argument("--reuse-search", action="store_true",
+                    help="measure sample reuse on a separate search of the shipped space (--subset questions, its "
+                         "256-token outputs) before the engine-use search, instead of on the engine-use search")
     ap.add_argument("--diagnose", choices=DIAGNOSE, default="unmet",
                     help="measure what holds engine use down: the dependency waves when engine use misses its "
                          "target (unmet, the default), the waves and the replay through itas's pool (always), or "
@@ -598,5 +611,5 @@ if __name__ == "__main__":
         print(json.dumps(engine_use_of_run(a.run, a.sample or 0.25), indent=1))
     else:
         for r in main(a.budget, a.subset, a.jobs, a.pool, a.space, a.engine_subset, a.engine_tokens,
-                      reuse=not a.engine_only, diagnose=a.diagnose):
+                      reuse_search=a.reuse_search, diagnose=a.diagnose):
             print(" | ".join(r))

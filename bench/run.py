@@ -4,9 +4,9 @@ to bench/results/bench.md (the README links to it).
 - harness overhead: itas's own CPU time per model call against an instant local endpoint (target < 1 ms): the
   client alone, and a whole 100-trial search of the default space (the sampler, its study, the cache, the
   executor, scoring and trial folders too; bench/bench_harness.py);
-- sample reuse during a real 50-trial search of the default space on the default pool, and engine use during
-  a second one of the same architectures with shorter outputs on 20 questions (bench/bench_search.py; targets
-  <= 0.5 and >= 0.95);
+- engine use and sample reuse during a real 50-trial search on the default pool of the default space's
+  architectures with 48-token outputs on 20 questions (bench/bench_search.py; targets >= 0.95 and <= 0.5;
+  ``--reuse-search`` there measures sample reuse on a separate search of the shipped space itself);
 - search efficiency (TPE against random, hypervolume at budgets 25/50/100) and staged evaluation, replayed
   on the recorded table bench/tables/word-problems.jsonl (bench/bench_replay.py; record it with
   `make bench-table`), with what the table tells a sampler and what an oracle told it would need; the same,
