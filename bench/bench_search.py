@@ -22,7 +22,7 @@
   models, prompts, temperatures and sample counts, which the 48-token outputs leave as the shipped space has
   them (every architecture of a search has the same output length). ``--reuse-search`` measures it instead on a
   separate search of the shipped space itself (4 questions, 256-token outputs; 0.29-0.31 where the engine-use
-  search gave 0.21), as make bench did until 2026-12-06: 3.5-13 more minutes.
+  search gives 0.21-0.25), as make bench did until 2026-12-06: 3.5-13 more minutes.
 """
 
 from __future__ import annotations
@@ -393,16 +393,22 @@ def split_at_tail(run: dict) -> tuple[float, float, float]:
     return before / max(cut - first, 1e-9), after / max(last - cut, 1e-9), cut - first
 
 
+def _reuse_row(r: dict, what: str) -> Row:
+    """make bench's sample-reuse row for a search ``r`` (``_search``'s counts), ``what`` saying which search."""
+    ratio = r["sent"] / r["would"]
+    return f"sample reuse: calls sent ÷ calls without the cache{what}", f"{ratio:.2f}", "<= 0.5", _ok(ratio <= 0.5)
+
+
 def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = None, space: str = "default",
          engine_subset: int = ENGINE_SUBSET, engine_tokens: int = ENGINE_TOKENS, reuse_search: bool = False,
          diagnose: str = "unmet") -> list[Row]:
     """A real 50-trial search on one pool, of the shipped default space's architectures on the default subset of
     20 questions with 48-token outputs: its engine use, against plain loads of its requests, and its sample reuse.
     With ``reuse_search``, sample reuse is measured first on a separate 50-trial search of the shipped default
-    space itself (``subset`` questions, 256-token outputs; ``space`` names another). What holds engine use down (``diagnose``): with "unmet", the dependency waves
-    (``plain_waves``) only when engine use misses its target, so that make bench measures the cause when there is
-    one to show and stays within its time when there is none; with "always", the waves and the replay through
-    itas's pool (``replay``) every time; with "never", neither."""
+    space itself (``subset`` questions, 256-token outputs; ``space`` names another). What holds engine use down
+    (``diagnose``): with "unmet", the dependency waves (``plain_waves``) only when engine use misses its target,
+    so that make bench measures the cause when there is one to show and stays within its time when there is none;
+    with "always", the waves and the replay through itas's pool (``replay``) every time; with "never", neither."""
     if diagnose not in DIAGNOSE:
         raise ValueError(f"diagnose must be one of {', '.join(DIAGNOSE)}, not {diagnose!r}")
     from itas.pool.config import load_pool
@@ -415,24 +421,21 @@ def main(budget: int = 50, subset: int = 4, jobs: int = 16, pool: str | None = N
     with managed(config, calibrate=False) as running:
         if reuse_search:
             r = _search(work / "reuse", space, subset, budget, jobs, pool)
-            ratio = r["sent"] / r["would"]
-            rows.append((
-                f"sample reuse: calls sent ÷ calls without the cache ({r['counted']}-trial search of the "
-                f"{'default space' if space == 'default' else 'space ' + space}, GSM8K, {subset} questions, "
-                f"--jobs {jobs}, {r['evaluated']} evaluated trials: {r['sent']:,} sent of {r['would']:,}; search took "
-                f"{r['seconds'] / 60:.1f} min)", f"{ratio:.2f}", "<= 0.5", _ok(ratio <= 0.5)))
+            searched = "default space" if space == "default" else f"space {space}"
+            rows.append(_reuse_row(
+                r, f" ({r['counted']}-trial search of the {searched}, GSM8K, {subset} questions, --jobs {jobs}, "
+                   f"{r['evaluated']} evaluated trials: {r['sent']:,} sent of {r['would']:,}; search took "
+                   f"{r['seconds'] / 60:.1f} min)"))
             reset_prefix_caches(running.config)
         cpu0 = _cpu_seconds()
         e = _search(work / "engine", str(engine_space(work, engine_tokens)), engine_subset, budget, jobs, pool)
         cpu = _cpu_seconds() - cpu0
         if not reuse_search:
-            ratio = e["sent"] / e["would"]
-            rows.append((
-                f"sample reuse: calls sent ÷ calls without the cache, during the engine-use search below (a "
-                f"{e['counted']}-trial search of the default space's architectures, its outputs cut to "
-                f"{engine_tokens} tokens, GSM8K, {engine_subset} questions, --jobs {jobs}, {e['evaluated']} evaluated "
-                f"trials: {e['sent']:,} sent of {e['would']:,}; `--reuse-search` measures it on a search of the "
-                f"shipped space itself)", f"{ratio:.2f}", "<= 0.5", _ok(ratio <= 0.5)))
+            rows.append(_reuse_row(
+                e, f", during the engine-use search below (a {e['counted']}-trial search of the default space's "
+                   f"architectures, its outputs cut to {engine_tokens} tokens, GSM8K, {engine_subset} questions, "
+                   f"--jobs {jobs}, {e['evaluated']} evaluated trials: {e['sent']:,} sent of {e['would']:,}; "
+                   f"`--reuse-search` measures it on a search of the shipped space itself)"))
         requests = e["requests"]
         search_rate = e["tokens"] / (e["last"] - e["first"])
         reset_prefix_caches(running.config)
