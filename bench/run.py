@@ -12,7 +12,9 @@ to bench/results/bench.md (the README links to it).
   `make bench-table`), with what the table tells a sampler and what an oracle told it would need; the same,
   without hypervolume and staging, on bench/tables/word-problems-96.jsonl (the same space, 96 questions) and on
   bench/tables/sampling-96.jsonl (bench/table_space_sampling.yaml: repeated sampling and voting, 96 questions),
-  there also counting an architecture one question below the best as a best one;
+  there also counting an architecture one question below the best as a best one; and on each table, whether its
+  best is where its parameters point (its rank under an additive fit of accuracy over the parameters' values) and
+  TPE against random search on the fitted table (bench/bench_replay.py ``fit_rows``);
 - scoring speed (from bench/bench_scoring.py when present).
 """
 
@@ -60,7 +62,7 @@ def search_rows() -> list[Row]:
 def replay_rows(workers: int | None = None) -> list[Row]:
     """Search efficiency (TPE vs random) and staged evaluation, replayed on the recorded tables. The parts are
     independent and use one core each, and nothing else runs by now (the model servers have stopped): they run
-    in a process per core, the longest first (about 6 minutes on one core, 3 on two; the rows are the same)."""
+    in a process per core, the longest first (about 7 minutes on one core, 3.5 on two; the rows are the same)."""
     import concurrent.futures
     import multiprocessing
 
@@ -71,8 +73,9 @@ def replay_rows(workers: int | None = None) -> list[Row]:
     sampling = HERE / "tables" / "sampling-96.jsonl"  # repeated sampling and voting (table_space_sampling.yaml)
     parts = [(mod.rows, table, {}), (mod.bound_rows, table, {}), (mod.rows, wider, {"full": False}),
              (mod.bound_rows, wider, {}), (mod.rows, sampling, {"full": False}), (mod.bound_rows, sampling, {}),
-             (mod.rows, sampling, {"full": False, "within": 1})]
-    longest_first = [0, 5, 3, 2, 1, 6, 4]  # measured: 134, 85, 38, 37, 22, 16 and 14 s on one core
+             (mod.rows, sampling, {"full": False, "within": 1}),
+             (mod.fit_rows, table, {}), (mod.fit_rows, wider, {}), (mod.fit_rows, sampling, {})]
+    longest_first = [0, 5, 3, 2, 1, 7, 8, 6, 4, 9]  # measured: 134, 85, 38, 37, 22, 18, 17, 16, 14 and 10 s
     workers = workers or os.cpu_count() or 1
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
         futures = {i: ex.submit(parts[i][0], parts[i][1], **parts[i][2]) for i in longest_first}

@@ -9,6 +9,7 @@ import yaml
 
 from itas.arch.spec import parse_architecture
 from itas.search.replay import Staging, TableIndex, compare, hypervolume_ratio, replay
+from itas.search.runner import describe
 from itas.search.space import parse_space
 from itas.search.table import Table, enumerate_space
 
@@ -31,7 +32,7 @@ def make_table(outcome, failed=()) -> Table:
         fp = parse_architecture(arch, "tiny").fingerprint()
         if fp in table.rows:
             continue
-        table.rows[fp] = {"kind": "arch", "fingerprint": fp, "params": params,
+        table.rows[fp] = {"kind": "arch", "fingerprint": fp, "params": params, "description": describe(parse_architecture(arch, "tiny")),
                           "status": "failed" if _name(arch) in failed else "evaluated",
                           "questions": outcome(params, arch)}
     assert len(table.rows) == 12
@@ -290,3 +291,46 @@ def test_brief_rows_give_the_ratio_and_what_3x_would_need(bench_replay, tmp_path
     assert near[0].startswith(f"evaluations to an architecture within {N_QUESTIONS // 2} questions of the best "
                               f"({N_QUESTIONS // 2} or more of {N_QUESTIONS} right: 12 of 12 architectures")
     assert near[1].startswith("1 / 1 (found in 3 / 3 seeds; 1.00x)") and near[2:] == ("—", "—")
+
+
+def _write(table: Table, path) -> None:
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in [table.header, *table.rows.values()]))
+
+
+def test_the_additive_fit_of_an_additive_table_is_the_table_itself(bench_replay):
+    # accuracy = a sum of one effect per parameter value: the fit explains all of it and ranks the best first
+    effects = {("generate.count", 1): 0.0, ("generate.count", 2): 0.25, ("generate.m1.samples", 1): 0.0,
+               ("generate.m1.samples", 2): 0.125, ("generate.m2.samples", 1): 0.0, ("generate.m2.samples", 2): 0.375,
+               ("vote.enabled", False): 0.0, ("vote.enabled", True): 0.125}
+
+    def outcome(params, arch):
+        right = round(N_QUESTIONS * sum(effects[(k, v)] for k, v in params.items()))
+        return [[float(i < right), 1, 10, 5, 1.0, 15.0] for i in range(N_QUESTIONS)]
+
+    index = TableIndex(make_table(outcome))
+    fitted, r2, predicted = bench_replay.fitted_table(index)
+    assert r2 == pytest.approx(1.0)
+    assert all(predicted[fp] == pytest.approx(index.full[fp][0]) for fp in index.full)
+    assert all(TableIndex(fitted).full[fp][0] == pytest.approx(index.full[fp][0]) for fp in index.full)
+    assert index.table.rows[fp_of(index.table, "m1x2+m2x2+vote")]["questions"][0][0] == 1.0  # the table is untouched
+
+
+def test_fit_rows_rank_a_best_that_its_parameters_do_not_point_at(bench_replay, tmp_path):
+    # accuracy grows with the calls and the vote (m1x2+m2x2+vote: 7 of 8), but the best is m1x1 (8 of 8), whose
+    # every value is the low one: the fit ranks it low, and the fitted table's best has every high value
+    def outcome(params, arch):
+        name = _name(arch)
+        right = 8 if name == "m1x1" else 7 if name == "m1x2+m2x2+vote" else _calls(arch) + (len(arch["layers"]) > 1)
+        return [[float(i < right), 1, 10, 5, 1.0, 15.0] for i in range(N_QUESTIONS)]
+
+    path = tmp_path / "table.jsonl"
+    _write(make_table(outcome), path)
+    (rank, search) = bench_replay.fit_rows(path, seeds=3, budget=12)
+    assert rank[0].startswith("where the parameters point (8 questions): an additive fit")
+    assert "ranks the table's best (m1x1) this far down of 12; the fit's own top is m1x2 + m2x2 → vote" in rank[0]
+    assert int(rank[1]) > 6
+    assert search[0].startswith("the same search on the fitted table (8 questions")
+    tpe, rnd = (float(x) for x in search[1].split(" (")[0].split(" / "))
+    assert 1 <= tpe <= 12 and 1 <= rnd <= 12 and search[1].endswith(f"{rnd / tpe:.2f}x)")
