@@ -8,10 +8,12 @@
   seen so far (``itas.search.staged``).
 
 - what holds TPE's ratio down on this table: which of the best architecture's parameter values the table's
-  marginal accuracies point at, and the evaluations an oracle needs: random search told those values up front.
+  marginal accuracies point at, and the evaluations an oracle needs: random search told those values up front;
+- whether the best is where the parameters point: its rank under an additive fit of accuracy over the parameters'
+  values, and TPE against random search on the fitted table, whose best is where they point by construction.
 
-``rows(table_path)`` and ``bound_rows(table_path)`` give the rows of ``make bench``'s table;
-``python bench/bench_replay.py`` prints them.
+``rows(table_path)``, ``bound_rows(table_path)`` and ``fit_rows(table_path)`` give the rows of ``make bench``'s
+table; ``python bench/bench_replay.py`` prints them.
 """
 
 from __future__ import annotations
