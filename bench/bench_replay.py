@@ -196,9 +196,7 @@ def fitted_table(index):
     fit = x @ coef
     spread = float(((y - y.mean()) ** 2).sum())
     r2 = 1 - float(((y - fit) ** 2).sum()) / spread if spread else 1.0
-    rows = {}
-    for fp, row in index.rows.items():
-        rows[fp] = copy.deepcopy(row)
+    rows = copy.deepcopy(index.rows)
     predicted = {fp: float(f) for fp, f in zip(fps, fit, strict=True)}
     for fp, value in predicted.items():
         for q in rows[fp]["questions"]:

@@ -32,11 +32,18 @@ def make_table(outcome, failed=()) -> Table:
         fp = parse_architecture(arch, "tiny").fingerprint()
         if fp in table.rows:
             continue
-        table.rows[fp] = {"kind": "arch", "fingerprint": fp, "params": params, "description": describe(parse_architecture(arch, "tiny")),
+        table.rows[fp] = {"kind": "arch", "fingerprint": fp, "params": params,
+                          "description": describe(parse_architecture(arch, "tiny")),
                           "status": "failed" if _name(arch) in failed else "evaluated",
                           "questions": outcome(params, arch)}
     assert len(table.rows) == 12
     return table
+
+
+def _write(table: Table, path) -> None:
+    import json
+
+    path.write_text("".join(json.dumps(r) + "\n" for r in [table.header, *table.rows.values()]))
 
 
 def _name(arch: dict) -> str:
@@ -271,13 +278,10 @@ def test_an_oracle_told_every_value_of_the_best_finds_it_right_after_the_baselin
 
 
 def test_brief_rows_give_the_ratio_and_what_3x_would_need(bench_replay, tmp_path):
-    import json
-
     from itas.search.runner import tpe_startup
 
-    table = make_table(unique_best())
     path = tmp_path / "table.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in [table.header, *table.rows.values()]))
+    _write(make_table(unique_best()), path)
     rows = bench_replay.rows(path, seeds=3, budget=12, full=False)
     assert len(rows) == 2  # no hypervolume or staged rows
     what, measured, target, verdict = rows[1]
@@ -291,12 +295,6 @@ def test_brief_rows_give_the_ratio_and_what_3x_would_need(bench_replay, tmp_path
     assert near[0].startswith(f"evaluations to an architecture within {N_QUESTIONS // 2} questions of the best "
                               f"({N_QUESTIONS // 2} or more of {N_QUESTIONS} right: 12 of 12 architectures")
     assert near[1].startswith("1 / 1 (found in 3 / 3 seeds; 1.00x)") and near[2:] == ("—", "—")
-
-
-def _write(table: Table, path) -> None:
-    import json
-
-    path.write_text("".join(json.dumps(r) + "\n" for r in [table.header, *table.rows.values()]))
 
 
 def test_the_additive_fit_of_an_additive_table_is_the_table_itself(bench_replay):
