@@ -10,10 +10,14 @@
 - what holds TPE's ratio down on this table: which of the best architecture's parameter values the table's
   marginal accuracies point at, and the evaluations an oracle needs: random search told those values up front;
 - whether the best is where the parameters point: its rank under an additive fit of accuracy over the parameters'
-  values, and TPE against random search on the fitted table, whose best is where they point by construction.
+  values, and TPE against random search on the fitted table, whose best is where they point by construction;
+  and whether it is its questions' luck: how often it is a best one again when the questions are resampled;
+- whether the best is its samples' luck: the same space recorded again, each time with samples of its own
+  (``replicate_rows``): how the recordings agree, and TPE against random search on each and on all averaged.
 
-``rows(table_path)``, ``bound_rows(table_path)`` and ``fit_rows(table_path)`` give the rows of ``make bench``'s
-table; ``python bench/bench_replay.py`` prints them.
+``rows(table_path)``, ``bound_rows(table_path)``, ``fit_rows(table_path)`` and ``replicate_rows(first, second)``
+give the rows of ``make bench``'s table; ``python bench/bench_replay.py`` prints them (``--again`` names further
+recordings of the table).
 """
 
 from __future__ import annotations
@@ -204,6 +208,27 @@ def fitted_table(index):
     return Table(header=index.table.header, rows=rows), r2, predicted
 
 
+def best_stability(index, resamples: int = 1000, seed: int = 0) -> tuple[float, dict[str, float]]:
+    """How much of the table's best is its questions' luck: its questions resampled with replacement
+    ``resamples`` times, the share of resamples in which a best architecture of the table is (one of) the best
+    again, and for every architecture that is ever (one of) the best, the share of resamples in which it is."""
+    import numpy as np
+
+    fps = sorted(index.full)
+    scores = np.array([[q[0] for q in index.rows[fp]["questions"]] for fp in fps], dtype=float)
+    rng = np.random.default_rng(seed)
+    n = scores.shape[1]
+    ours = np.array([fp in index.best for fp in fps])
+    again = 0
+    ever = np.zeros(len(fps))
+    for _ in range(resamples):
+        acc = scores[:, rng.integers(0, n, n)].sum(axis=1)
+        top = acc >= acc.max() - 1e-9
+        again += bool((top & ours).any())
+        ever += top
+    return again / resamples, {fps[i]: ever[i] / resamples for i in np.flatnonzero(ever)}
+
+
 def fit_rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = BUDGET) -> list[Row]:
     """Whether the table's best architecture is where its parameters point: its rank under an additive fit of
     accuracy over the parameters' values (``fitted_table``), and TPE against random search on the fitted table,
@@ -222,7 +247,14 @@ def fit_rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = B
     gap = predicted[top] - predicted[order[3]] if len(order) > 3 else 0.0
     c = compare(TableIndex(fitted), seeds=seeds, budget=budget, budgets=(budget,), stagings=())
     etb, found = c.evaluations_to_best, c.found_best
+    again, shares = best_stability(index)
+    often = sorted(shares.values(), reverse=True)
     return [
+        (f"how much of the best is its questions' luck ({n} questions): the table's questions resampled with "
+         f"replacement 1,000 times, the share of resamples in which its best ({best}) is a best architecture "
+         f"again; {len(shares)} architectures are a best one in some resample, {sum(x >= 0.05 for x in often)} "
+         f"in 5% or more of them, the most often {often[0]:.0%}",
+         f"{again:.0%}", "—", "—"),
         (f"where the parameters point ({n} questions): an additive fit of accuracy over the parameters' values "
          f"(R² {r2:.2f}) ranks the table's best ({best}) this far down of {len(order)}; the fit's own top is "
          f"{index.rows[top]['description']} ({predicted[top] * n:.1f} right predicted, "
@@ -236,6 +268,75 @@ def fit_rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = B
     ]
 
 
+def mean_table(tables: list):
+    """Recordings of the same space on the same questions, each with samples of its own, as one table: every
+    architecture's score on each question is the mean of its scores in the recordings (its calls, tokens, latency
+    and cost are the first's). The architectures evaluated in every recording."""
+    import copy
+
+    from itas.search.table import Table
+
+    first = tables[0]
+    if any(t.header.get("question_ids") != first.header.get("question_ids") for t in tables[1:]):
+        raise ValueError("the tables were not recorded on the same questions")
+    every = set.intersection(*(set(t.evaluated()) for t in tables))
+    rows = {fp: copy.deepcopy(first.rows[fp]) for fp in first.rows if fp in every}
+    for fp, row in rows.items():
+        for i, q in enumerate(row["questions"]):
+            q[0] = sum(t.rows[fp]["questions"][i][0] for t in tables) / len(tables)
+    return Table(header=first.header, rows=rows)
+
+
+def replicate_rows(first_path: str | Path, others: list[str | Path], seeds: int = SEEDS,
+                   budget: int = BUDGET) -> list[Row]:
+    """What of a table's best is its samples' luck: the same space recorded again on the same questions, each
+    time with samples of its own (``record_table.py --server-seed N`` with a cache of its own). How the
+    recordings' accuracies agree, where each one's best is placed in the others, and TPE against random search
+    on each further recording and on all of them averaged (``mean_table``)."""
+    import itertools
+    import statistics
+
+    import numpy as np
+
+    from itas.search.replay import TableIndex, compare
+    from itas.search.table import load_table
+
+    tables = [load_table(first_path), *(load_table(p) for p in others)]
+    indexes = [TableIndex(t) for t in tables]
+    fps = sorted(set.intersection(*(set(ix.full) for ix in indexes)))
+    n = indexes[0].n_questions
+    acc = [np.array([ix.full[fp][0] for fp in fps]) * n for ix in indexes]
+    r = [float(np.corrcoef(acc[i], acc[j])[0, 1]) for i, j in itertools.combinations(range(len(acc)), 2)]
+
+    def place(index, fp):  # 1 + the architectures strictly better than fp there
+        return 1 + sum(1 for p in index.full.values() if p[0] > index.full[fp][0] + 1e-9)
+
+    bests = []
+    for i, ix in enumerate(indexes):
+        described = sorted({ix.rows[fp]["description"] for fp in ix.best})
+        names = " / ".join(described) if len(described) <= 2 else (
+            f"{len(described)} architectures tied, {described[0]} among them")
+        places = ", ".join(str(min(place(other, fp) for fp in ix.best))
+                           for j, other in enumerate(indexes) if j != i)
+        bests.append(f"{names} ({round(ix.best_accuracy * n)} right; placed {places})")
+    out: list[Row] = [
+        (f"the same space recorded {len(tables)} times ({n} questions, each time with samples of its own): "
+         f"correlation of the {len(fps)} architectures' accuracies between two recordings, median of "
+         f"{len(r)} pairs (range {min(r):.2f}-{max(r):.2f}); each recording's best, and its place in the others "
+         f"(of tied ones, the highest): " + "; ".join(bests), f"{statistics.median(r):.2f}", "—", "—")]
+    labelled = [(f"recording {i + 1}", ix) for i, ix in enumerate(indexes[1:], start=1)]
+    labelled.append((f"the {len(tables)} recordings averaged", TableIndex(mean_table(tables))))
+    for label, index in labelled:
+        c = compare(index, seeds=seeds, budget=budget, budgets=(budget,), stagings=())
+        etb, found = c.evaluations_to_best, c.found_best
+        out.append((f"evaluations to a best architecture of {label} ({n} questions; accuracy {c.best_accuracy:.3f}: "
+                    f"{c.n_best} of {c.n_architectures}), budget {budget}, median of {seeds} seeds: TPE / random "
+                    f"(random ÷ TPE)",
+                    f"{etb['tpe']:g} / {etb['random']:g} (found in {found['tpe']} / {found['random']} seeds; "
+                    f"{c.speedup:.2f}x)", "—", "—"))
+    return out
+
+
 def _ok(good: bool) -> str:
     return "met" if good else "NOT MET"
 
@@ -245,6 +346,8 @@ def main() -> None:
     ap.add_argument("--table", type=Path, default=TABLE)
     ap.add_argument("--seeds", type=int, default=SEEDS)
     ap.add_argument("--budget", type=int, default=BUDGET)
+    ap.add_argument("--again", type=Path, nargs="*", default=[],
+                    help="further recordings of the table's space and questions, each with samples of its own")
     ap.add_argument("--within", type=int, default=0,
                     help="also replay counting an architecture this many questions below the best as a best one")
     args = ap.parse_args()
@@ -258,6 +361,8 @@ def main() -> None:
                  progress=lambda m: console.print(f"[dim]replaying: {m}[/dim]"))
     found += bound_rows(args.table, budget=args.budget)
     found += fit_rows(args.table, args.seeds, args.budget)
+    if args.again:
+        found += replicate_rows(args.table, args.again, args.seeds, args.budget)
     for d in range(1, args.within + 1):
         found += rows(args.table, args.seeds, args.budget, full=False, within=d)
     table = Table(title=f"search efficiency, replayed ({time.perf_counter() - t0:.0f} s)")

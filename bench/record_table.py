@@ -16,6 +16,13 @@ and a table of a second space, repeated sampling and voting (bench/table_space_s
     python bench/record_table.py --space bench/table_space_sampling.yaml --questions 96 \
         --table bench/tables/sampling-96.jsonl
 
+and the first table again, three times, each with samples of its own (about 20 minutes each; without a seed of
+their own, vLLM draws every request's samples from a generator seeded with its --seed, 0 by default, so the same
+recording again with a new cache would repeat most of the first's samples):
+
+    python bench/record_table.py --server-seed 1 --cache /tmp/seed1.sqlite \
+        --table bench/tables/word-problems-seed1.jsonl       # and so on for 2 and 3
+
 (An earlier table was recorded the same way on 16 one-step GSM8K questions with 128-token answers: 378 of its 432
 architectures scored 0 and the best score, 1 of 16, was reached by 54, so a search had nothing to find there and
 random search found a best architecture as fast as TPE. It was replaced by this one.)
@@ -37,7 +44,22 @@ SPACE = HERE / "table_space.yaml"
 BENCHMARK = HERE / "data" / "word-problems.jsonl"
 
 
-async def main(table: Path, concurrency: int, n_questions: int = 32, space_file: Path = SPACE) -> None:
+def seeded_pool(seed: int):
+    """The default pool with every server started with vLLM's ``--seed`` (0 unless given): a request without a
+    seed of its own draws from a generator seeded with it, so a second recording with the default seed repeats
+    much of the first's samples (33 of the first 60 architectures scored alike on every question)."""
+    import dataclasses
+
+    from itas.pool.config import load_pool
+
+    pool = load_pool(None)
+    models = tuple(dataclasses.replace(m, serve=dataclasses.replace(m.serve, args=(*m.serve.args, "--seed", str(seed))))
+                   for m in pool.models)
+    return dataclasses.replace(pool, models=models, source=f"{pool.source}, vLLM --seed {seed}")
+
+
+async def main(table: Path, concurrency: int, n_questions: int = 32, space_file: Path = SPACE,
+               server_seed: int | None = None, cache: Path | None = None) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from itas.benchmarks import load_benchmark
@@ -53,9 +75,10 @@ async def main(table: Path, concurrency: int, n_questions: int = 32, space_file:
                          f"allowed: 1 to {len(questions)}")
     questions = questions[:n_questions]
     space = load_space(space_file)
-    cache = itas_home() / "bench" / "table-calls.sqlite"
+    cache = cache or itas_home() / "bench" / "table-calls.sqlite"
     cache.parent.mkdir(parents=True, exist_ok=True)
-    async with open_pool(None, cache=cache, report=print) as pool:
+    async with open_pool(None if server_seed is None else seeded_pool(server_seed), cache=cache,
+                         report=print) as pool:
         with Progress(TextColumn("recording"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       TextColumn("{task.fields[calls]}")) as bar:
             task = bar.add_task("table", total=None, calls="")
@@ -67,7 +90,8 @@ async def main(table: Path, concurrency: int, n_questions: int = 32, space_file:
                                  f"{st.completion_tokens:,} tokens")
 
             t = await record_table(space, bench, questions, pool, table, concurrency=concurrency,
-                                   header_extra={"questions": f"the first {len(questions)} word problems of bench/data/word-problems.jsonl"},
+                                   header_extra={"questions": f"the first {len(questions)} word problems of bench/data/word-problems.jsonl",
+                                                 **({} if server_seed is None else {"server_seed": server_seed})},
                                    report=print, progress=progress)
     ev = t.evaluated()
     accs = sorted((t.metrics(fp)[0] for fp in ev), reverse=True)
@@ -81,5 +105,9 @@ if __name__ == "__main__":
     ap.add_argument("--concurrency", type=int, default=64, help="architectures evaluated at once")
     ap.add_argument("--questions", type=int, default=32, help="the first N problems (default 32: make bench's table)")
     ap.add_argument("--space", type=Path, default=SPACE, help="the space to record (default bench/table_space.yaml)")
+    ap.add_argument("--server-seed", type=int, default=None,
+                    help="start the default pool's servers with vLLM's --seed N (with --cache, samples of its own)")
+    ap.add_argument("--cache", type=Path, default=None, help="the calls cache (default: ITAS_HOME/bench/"
+                    "table-calls.sqlite)")
     args = ap.parse_args()
-    asyncio.run(main(args.table, args.concurrency, args.questions, args.space))
+    asyncio.run(main(args.table, args.concurrency, args.questions, args.space, args.server_seed, args.cache))

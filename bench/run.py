@@ -13,8 +13,11 @@ to bench/results/bench.md (the README links to it).
   without hypervolume and staging, on bench/tables/word-problems-96.jsonl (the same space, 96 questions) and on
   bench/tables/sampling-96.jsonl (bench/table_space_sampling.yaml: repeated sampling and voting, 96 questions),
   there also counting an architecture one question below the best as a best one; and on each table, whether its
-  best is where its parameters point (its rank under an additive fit of accuracy over the parameters' values) and
-  TPE against random search on the fitted table (bench/bench_replay.py ``fit_rows``);
+  best is where its parameters point (its rank under an additive fit of accuracy over the parameters' values),
+  TPE against random search on the fitted table, and how often its best is a best one again when its questions
+  are resampled (bench/bench_replay.py ``fit_rows``); and the first table's space and questions recorded three
+  more times, each with samples of its own: how the recordings agree, and TPE against random search on each and
+  on all four averaged (``replicate_rows``);
 - scoring speed (from bench/bench_scoring.py when present).
 """
 
@@ -62,7 +65,7 @@ def search_rows() -> list[Row]:
 def replay_rows(workers: int | None = None) -> list[Row]:
     """Search efficiency (TPE vs random) and staged evaluation, replayed on the recorded tables. The parts are
     independent and use one core each, and nothing else runs by now (the model servers have stopped): they run
-    in a process per core, the longest first (about 7 minutes on one core, 3.5 on two; the rows are the same)."""
+    in a process per core, the longest first (about 6.5 minutes on one core, 3.2 on two; the rows are the same)."""
     import concurrent.futures
     import multiprocessing
 
@@ -71,11 +74,14 @@ def replay_rows(workers: int | None = None) -> list[Row]:
     table = HERE / "tables" / "word-problems.jsonl"
     wider = HERE / "tables" / "word-problems-96.jsonl"  # the same space on three times the questions
     sampling = HERE / "tables" / "sampling-96.jsonl"  # repeated sampling and voting (table_space_sampling.yaml)
+    # the first table's space and questions recorded again, each time with samples of its own (vLLM --seed N)
+    again = [HERE / "tables" / f"word-problems-seed{n}.jsonl" for n in (1, 2, 3)]
     parts = [(mod.rows, table, {}), (mod.bound_rows, table, {}), (mod.rows, wider, {"full": False}),
              (mod.bound_rows, wider, {}), (mod.rows, sampling, {"full": False}), (mod.bound_rows, sampling, {}),
              (mod.rows, sampling, {"full": False, "within": 1}),
-             (mod.fit_rows, table, {}), (mod.fit_rows, wider, {}), (mod.fit_rows, sampling, {})]
-    longest_first = [0, 5, 3, 2, 1, 7, 8, 6, 4, 9]  # measured: 134, 85, 38, 37, 22, 18, 17, 16, 14 and 10 s
+             (mod.fit_rows, table, {}), (mod.fit_rows, wider, {}), (mod.fit_rows, sampling, {}),
+             (mod.replicate_rows, table, {"others": again})]
+    longest_first = [0, 10, 5, 3, 2, 1, 7, 8, 6, 4, 9]  # measured: 134, 90, 85, 38, 37, 22, 18, 17, 16, 14, 10 s
     workers = workers or os.cpu_count() or 1
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
         futures = {i: ex.submit(parts[i][0], parts[i][1], **parts[i][2]) for i in longest_first}

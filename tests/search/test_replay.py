@@ -325,10 +325,89 @@ def test_fit_rows_rank_a_best_that_its_parameters_do_not_point_at(bench_replay, 
 
     path = tmp_path / "table.jsonl"
     _write(make_table(outcome), path)
-    (rank, search) = bench_replay.fit_rows(path, seeds=3, budget=12)
+    (luck, rank, search) = bench_replay.fit_rows(path, seeds=3, budget=12)
+    assert luck[0].startswith("how much of the best is its questions' luck (8 questions)") and luck[1] == "100%"
     assert rank[0].startswith("where the parameters point (8 questions): an additive fit")
     assert "ranks the table's best (m1x1) this far down of 12; the fit's own top is m1x2 + m2x2 → vote" in rank[0]
     assert int(rank[1]) > 6
     assert search[0].startswith("the same search on the fitted table (8 questions")
     tpe, rnd = (float(x) for x in search[1].split(" (")[0].split(" / "))
     assert 1 <= tpe <= 12 and 1 <= rnd <= 12 and search[1].endswith(f"{rnd / tpe:.2f}x)")
+
+
+def test_best_stability_tells_a_best_on_every_question_from_one_on_some(bench_replay):
+    # m1x1 is right on every question, the rest on the first only: m1x1 is the best in every resample
+    def always(params, arch):
+        return [[float(_name(arch) == "m1x1" or i == 0), 1, 10, 5, 1.0, 15.0] for i in range(N_QUESTIONS)]
+
+    index = TableIndex(make_table(always))
+    again, shares = bench_replay.best_stability(index, resamples=200)
+    assert again == 1.0 and shares == {fp_of(index.table, "m1x1"): 1.0}
+    # m1x1 is right on questions 0-4, m1x2 on 3-7, the rest on none: m1x1 is the best (5 of 8, m1x2 4), but a
+    # resample with more of 5-7 than of 0-2 puts m1x2 first; between them they are always a best one
+    def split(params, arch):
+        name = _name(arch)
+        return [[float(name == "m1x1" and i < 5 or name == "m1x2" and i >= 4), 1, 10, 5, 1.0, 15.0]
+                for i in range(N_QUESTIONS)]
+
+    index = TableIndex(make_table(split))
+    assert index.best == {fp_of(index.table, "m1x1")}
+    again, shares = bench_replay.best_stability(index, resamples=400)
+    assert 0.5 < again < 0.95
+    assert set(shares) == {fp_of(index.table, "m1x1"), fp_of(index.table, "m1x2")}
+    assert shares[fp_of(index.table, "m1x2")] > 0.1 and sum(shares.values()) >= 1.0
+
+
+def test_replicate_rows_compare_recordings_of_the_same_space(bench_replay, tmp_path):
+    # the first recording's best is m1x2+m2x2+vote, the second's m1x1, the third's m1x2 (each right everywhere,
+    # every other architecture on half the questions): each best is placed 2nd in the other recordings
+    paths = [tmp_path / f"r{i}.jsonl" for i in range(3)]
+    for path, best in zip(paths, ("m1x2+m2x2+vote", "m1x1", "m1x2"), strict=True):
+        _write(make_table(unique_best(best)), path)
+    (agree, second, third, mean) = bench_replay.replicate_rows(paths[0], paths[1:], seeds=3, budget=12)
+    assert agree[0].startswith("the same space recorded 3 times (8 questions, each time with samples of its own): "
+                               "correlation of the 12 architectures' accuracies between two recordings, median "
+                               "of 3 pairs (range -0.09--0.09)")
+    assert agree[0].endswith("m1x2 + m2x2 → vote (8 right; placed 2, 2); m1x1 (8 right; placed 2, 2); m1x2 (8 "
+                             "right; placed 2, 2)")
+    assert float(agree[1]) == pytest.approx(-1 / 11, abs=0.01)
+    assert second[0].startswith("evaluations to a best architecture of recording 2 (8 questions; accuracy 1.000: "
+                                "1 of 12)")
+    assert third[0].startswith("evaluations to a best architecture of recording 3 (8 questions")
+    # averaged: each of the three bests is right everywhere in one recording and on half the questions in the
+    # other two ((1 + 0.5 + 0.5) / 3), every other architecture on half
+    assert mean[0].startswith("evaluations to a best architecture of the 3 recordings averaged (8 questions; "
+                              "accuracy 0.667: 3 of 12)")
+    tpe, rnd = (float(x) for x in mean[1].split(" (")[0].split(" / "))
+    assert 1 <= tpe <= 12 and 1 <= rnd <= 12 and mean[1].endswith(f"{rnd / tpe:.2f}x)")
+
+
+def test_mean_table_averages_each_question_and_refuses_other_questions(bench_replay):
+    a, b = make_table(unique_best()), make_table(unique_best("m1x1"))
+    m = bench_replay.mean_table([a, b])
+    fp = fp_of(a, "m1x1")
+    assert [q[0] for q in m.rows[fp]["questions"]] == [0.5 if i % 2 == 0 else 1.0 for i in range(N_QUESTIONS)]
+    assert [q[0] for q in a.rows[fp]["questions"]] == [float(i % 2) for i in range(N_QUESTIONS)]  # untouched
+    b.header = {**b.header, "question_ids": list(reversed(b.header["question_ids"]))}
+    with pytest.raises(ValueError, match="not recorded on the same questions"):
+        bench_replay.mean_table([a, b])
+
+
+def test_a_recording_with_a_server_seed_starts_servers_of_its_own():
+    # record_table.py --server-seed N: the default pool with vLLM's --seed N on every server, so its servers are
+    # not the default pool's (whose samples, drawn with seed 0, a new recording would largely repeat)
+    import importlib.util
+    from pathlib import Path
+
+    from itas.pool.config import load_pool
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "record_table.py"
+    spec = importlib.util.spec_from_file_location("record_table", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    default, seeded = load_pool(None), mod.seeded_pool(2)
+    assert seeded.names == default.names
+    for d, s in zip(default.models, seeded.models, strict=True):
+        assert s.serve.args == (*d.serve.args, "--seed", "2")
+        assert s.serve.spec_hash(s.name) != d.serve.spec_hash(d.name)
+    assert seeded.source.endswith("vLLM --seed 2")
