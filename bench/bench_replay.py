@@ -15,7 +15,7 @@
 - whether the best is its samples' luck: the same space recorded again, each time with samples of its own
   (``replicate_rows``): how the recordings agree, and TPE against random search on each and on all averaged.
 
-``rows(table_path)``, ``bound_rows(table_path)``, ``fit_rows(table_path)`` and ``replicate_rows(first, second)``
+``rows(table_path)``, ``bound_rows(table_path)``, ``fit_rows(table_path)`` and ``replicate_rows(first, others)``
 give the rows of ``make bench``'s table; ``python bench/bench_replay.py`` prints them (``--again`` names further
 recordings of the table).
 """
