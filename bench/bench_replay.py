@@ -322,7 +322,7 @@ def replicate_rows(first_path: str | Path, others: list[str | Path], seeds: int 
     out: list[Row] = [
         (f"the same space recorded {len(tables)} times ({n} questions, each time with samples of its own): "
          f"correlation of the {len(fps)} architectures' accuracies between two recordings, median of "
-         f"{len(r)} pairs (range {min(r):.2f}-{max(r):.2f}); each recording's best, and its place in the others "
+         f"{len(r)} pair{'s' if len(r) > 1 else ''} (range {min(r):.2f}-{max(r):.2f}); each recording's best, and its place in the others "
          f"(of tied ones, the highest): " + "; ".join(bests), f"{statistics.median(r):.2f}", "—", "—")]
     labelled = [(f"recording {i + 1}", ix) for i, ix in enumerate(indexes[1:], start=1)]
     labelled.append((f"the {len(tables)} recordings averaged", TableIndex(mean_table(tables))))
