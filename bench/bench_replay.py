@@ -64,8 +64,7 @@ def rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = BUDGE
         near = (f"an architecture within {within} question{'s' if within > 1 else ''} of the best "
                 f"({right - within} or more of {index.n_questions} right: {c.n_best} of {where}; the best: {right})")
         return [(f"evaluations to {near}, budget {budget}, median of {seeds} seeds: TPE / random (random ÷ TPE)",
-                 f"{etb['tpe']:g} / {etb['random']:g} (found in {found['tpe']} / {found['random']} seeds; "
-                 f"{c.speedup:.2f}x)", "—", "—")]
+                 _found(c), "—", "—")]
     out: list[Row] = [
         (f"evaluations to a best architecture (accuracy {c.best_accuracy:.3f}: {c.n_best} of {where}), budget "
          f"{budget}, median of {seeds} seeds: TPE / random",
@@ -246,7 +245,6 @@ def fit_rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = B
     top = order[0]
     gap = predicted[top] - predicted[order[3]] if len(order) > 3 else 0.0
     c = compare(TableIndex(fitted), seeds=seeds, budget=budget, budgets=(budget,), stagings=())
-    etb, found = c.evaluations_to_best, c.found_best
     again, shares = best_stability(index)
     often = sorted(shares.values(), reverse=True)
     return [
@@ -263,8 +261,7 @@ def fit_rows(table_path: str | Path = TABLE, seeds: int = SEEDS, budget: int = B
         (f"the same search on the fitted table ({n} questions; each architecture's accuracy replaced by the fit's, so "
          f"the best is where the parameters point): evaluations to its best, budget {budget}, median of {seeds} "
          f"seeds: TPE / random (random ÷ TPE)",
-         f"{etb['tpe']:g} / {etb['random']:g} (found in {found['tpe']} / {found['random']} seeds; "
-         f"{c.speedup:.2f}x)", "—", "—"),
+         _found(c), "—", "—"),
     ]
 
 
@@ -322,19 +319,24 @@ def replicate_rows(first_path: str | Path, others: list[str | Path], seeds: int 
     out: list[Row] = [
         (f"the same space recorded {len(tables)} times ({n} questions, each time with samples of its own): "
          f"correlation of the {len(fps)} architectures' accuracies between two recordings, median of "
-         f"{len(r)} pair{'s' if len(r) > 1 else ''} (range {min(r):.2f}-{max(r):.2f}); each recording's best, and its place in the others "
-         f"(of tied ones, the highest): " + "; ".join(bests), f"{statistics.median(r):.2f}", "—", "—")]
+         f"{len(r)} pair{'s' if len(r) > 1 else ''} (range {min(r):.2f}-{max(r):.2f}); each recording's best, "
+         f"and its place in the others (of tied ones, the highest): " + "; ".join(bests), f"{statistics.median(r):.2f}", "—", "—")]
     labelled = [(f"recording {i + 1}", ix) for i, ix in enumerate(indexes[1:], start=1)]
     labelled.append((f"the {len(tables)} recordings averaged", TableIndex(mean_table(tables))))
     for label, index in labelled:
         c = compare(index, seeds=seeds, budget=budget, budgets=(budget,), stagings=())
-        etb, found = c.evaluations_to_best, c.found_best
         out.append((f"evaluations to a best architecture of {label} ({n} questions; accuracy {c.best_accuracy:.3f}: "
                     f"{c.n_best} of {c.n_architectures}), budget {budget}, median of {seeds} seeds: TPE / random "
                     f"(random ÷ TPE)",
-                    f"{etb['tpe']:g} / {etb['random']:g} (found in {found['tpe']} / {found['random']} seeds; "
-                    f"{c.speedup:.2f}x)", "—", "—"))
+                    _found(c), "—", "—"))
     return out
+
+
+def _found(c) -> str:
+    """A comparison's evaluations to a best architecture, the searches that found one, and the ratio."""
+    etb, found = c.evaluations_to_best, c.found_best
+    return (f"{etb['tpe']:g} / {etb['random']:g} (found in {found['tpe']} / {found['random']} seeds; "
+            f"{c.speedup:.2f}x)")
 
 
 def _ok(good: bool) -> str:

@@ -237,16 +237,21 @@ def test_compare_summarises_both_samplers_and_staging():
 
 
 # ---- what holds TPE down on a table (bench/bench_replay.py's bound rows) -------------------------------------------
-@pytest.fixture(scope="module")
-def bench_replay():
+def _bench_module(name: str):
+    """A script of bench/ (not a package) loaded as a module."""
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "bench" / "bench_replay.py"
-    spec = importlib.util.spec_from_file_location("bench_replay", path)
+    path = Path(__file__).resolve().parents[2] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+@pytest.fixture(scope="module")
+def bench_replay():
+    return _bench_module("bench_replay")
 
 
 def test_signals_say_which_of_the_best_values_the_table_points_at(bench_replay):
@@ -396,16 +401,9 @@ def test_mean_table_averages_each_question_and_refuses_other_questions(bench_rep
 def test_a_recording_with_a_server_seed_starts_servers_of_its_own():
     # record_table.py --server-seed N: the default pool with vLLM's --seed N on every server, so its servers are
     # not the default pool's (whose samples, drawn with seed 0, a new recording would largely repeat)
-    import importlib.util
-    from pathlib import Path
-
     from itas.pool.config import load_pool
 
-    path = Path(__file__).resolve().parents[2] / "bench" / "record_table.py"
-    spec = importlib.util.spec_from_file_location("record_table", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    default, seeded = load_pool(None), mod.seeded_pool(2)
+    default, seeded = load_pool(None), _bench_module("record_table").seeded_pool(2)
     assert seeded.names == default.names
     for d, s in zip(default.models, seeded.models, strict=True):
         assert s.serve.args == (*d.serve.args, "--seed", "2")
